@@ -1,0 +1,10 @@
+//! The app: control plane (admins, projects, tokens) and, in later waves, the analytics API, dashboard and the
+//! operators' queue dashboard.
+
+pub mod config;
+pub mod projects;
+pub mod setup;
+pub mod startup;
+pub mod users;
+
+pub use config::AppConfig;

@@ -1,0 +1,101 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use tidemark_app::{AppConfig, projects, setup, users};
+
+/// Tidemark app: admin, projects and tokens, analytics API and dashboards.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app (the default).
+    Serve,
+    /// Apply PostgreSQL and ClickHouse migrations.
+    Migrate,
+    /// Manage projects.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Manage admin users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print every ClickHouse query the services issue, with sample values, as JSON lines.
+    SqlCatalog,
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project and its ingest token; prints one JSON line with `id` and `token`.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Allowed browser origin host; repeat for several.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+    },
+    /// Print the first project (creating a "Demo" project for localhost when none exists) as one JSON line.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an admin; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    tidemark_shared::telemetry::init("info");
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    if let Command::SqlCatalog = command {
+        for query in tidemark_shared::queries::CATALOG {
+            println!("{}", serde_json::json!({ "name": query.name, "sql": query.with_samples() }));
+        }
+        return Ok(());
+    }
+    let config: AppConfig = tidemark_shared::config::load()?;
+    match command {
+        Command::Serve => {
+            let listener = std::net::TcpListener::bind(&config.app_listen)
+                .with_context(|| format!("binding app_listen {}", config.app_listen))?;
+            tracing::info!(listen = config.app_listen, "App listening.");
+            tidemark_app::startup::build(listener)?.server.await?;
+        }
+        Command::Migrate => {
+            let applied = setup::migrate(&config).await?;
+            tracing::info!(clickhouse_applied = applied.len(), "Migrations up to date.");
+        }
+        Command::Project { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            let project = match command {
+                ProjectCommand::Create { name, domains } => projects::create(&pool, &name, &domains).await?,
+                ProjectCommand::Demo => match projects::first(&pool).await? {
+                    Some(p) => p,
+                    None => projects::create(&pool, "Demo", &["localhost".into(), "127.0.0.1".into()]).await?,
+                },
+            };
+            println!("{}", serde_json::to_string(&project)?);
+        }
+        Command::User { command: UserCommand::Create { email } } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            let id = users::create(&pool, &email, password).await?;
+            println!("{}", serde_json::json!({ "id": id, "email": email.trim() }));
+        }
+        Command::SqlCatalog => unreachable!("handled above"),
+    }
+    Ok(())
+}

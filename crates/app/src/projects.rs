@@ -1,0 +1,84 @@
+//! Projects and their ingest tokens.
+
+use anyhow::Context;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CreatedProject {
+    pub id: Uuid,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub token: String,
+}
+
+/// Public ingest tokens: `tm_` and 24 random letters and digits (about 143 bits).
+pub fn new_token() -> String {
+    let body: String = rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect();
+    format!("tm_{body}")
+}
+
+/// A domain as the hub compares it: a bare lower-case host, whatever the operator typed.
+pub fn normalize_domain(raw: &str) -> anyhow::Result<String> {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("http://{raw}") };
+    let url = url::Url::parse(&with_scheme).with_context(|| format!("`{raw}` is not a domain"))?;
+    let host = url.host_str().with_context(|| format!("`{raw}` has no host"))?;
+    Ok(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+pub async fn create(pool: &PgPool, name: &str, domains: &[String]) -> anyhow::Result<CreatedProject> {
+    let name = name.trim();
+    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "project name must be 1 to 200 characters");
+    let domains = domains.iter().map(|d| normalize_domain(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tx = pool.begin().await?;
+    let id: Uuid = sqlx::query_scalar("INSERT INTO projects (name, domains) VALUES ($1, $2) RETURNING id")
+        .bind(name)
+        .bind(&domains)
+        .fetch_one(&mut *tx)
+        .await
+        .context("inserting the project")?;
+    let token = new_token();
+    sqlx::query("INSERT INTO ingest_tokens (token, project_id) VALUES ($1, $2)")
+        .bind(&token)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("inserting the ingest token")?;
+    tx.commit().await?;
+    Ok(CreatedProject { id, name: name.to_owned(), domains, token })
+}
+
+/// The oldest live project with a live token, if any (the demo project `just up` prints).
+pub async fn first(pool: &PgPool) -> anyhow::Result<Option<CreatedProject>> {
+    let row: Option<(Uuid, String, Vec<String>, String)> = sqlx::query_as(
+        "SELECT p.id, p.name, p.domains, t.token FROM projects p JOIN ingest_tokens t ON t.project_id = p.id \
+         WHERE p.deleted_at IS NULL AND t.revoked_at IS NULL ORDER BY p.created_at, t.created_at LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, name, domains, token)| CreatedProject { id, name, domains, token }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_look_like_tokens() {
+        let t = new_token();
+        assert!(t.starts_with("tm_") && t.len() == 27);
+        assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn domains_are_bare_hosts() {
+        assert_eq!(normalize_domain("Example.COM").unwrap(), "example.com");
+        assert_eq!(normalize_domain("https://www.example.com/path").unwrap(), "www.example.com");
+        assert_eq!(normalize_domain("localhost:3000").unwrap(), "localhost");
+        assert!(normalize_domain("").is_err());
+    }
+}

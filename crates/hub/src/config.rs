@@ -1,0 +1,91 @@
+//! Hub settings. Every key can be set in the config file or as `TIDEMARK_<KEY>` (e.g. `TIDEMARK_HUB_LISTEN`).
+
+use serde::Deserialize;
+use tidemark_shared::config::{ConfigError, Validate, require_key_prefix, require_positive, require_url};
+use tidemark_shared::secret::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HubConfig {
+    /// Address the HTTP server binds.
+    pub hub_listen: String,
+    pub redis_url: Secret<String>,
+    pub postgres_url: Secret<String>,
+    /// Prefix of every Redis key; one prefix per Tidemark installation.
+    pub key_prefix: String,
+    /// Number of ingest streams; more than one only helps on a Redis Cluster.
+    pub stream_shards: u16,
+    /// Back-pressure: a shard stream holding this many entries makes the hub answer 503 until workers catch up.
+    pub max_stream_len: u64,
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Largest number of events in one `/v1/batch` request.
+    pub max_batch: usize,
+    /// Largest serialized `props` object of one event, in bytes.
+    pub max_props_bytes: usize,
+    /// Inactivity after which the next event of a visitor starts a new session.
+    pub session_timeout_secs: u64,
+    /// How long a validated token is trusted before the token store is asked again.
+    pub token_cache_ttl_secs: u64,
+    /// Client timestamps earlier than this many seconds before arrival are clamped to that bound.
+    pub max_event_age_secs: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub hub_threads: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            hub_listen: "127.0.0.1:17080".into(),
+            redis_url: Secret::new("redis://127.0.0.1:17379/0".into()),
+            postgres_url: Secret::new("postgres://postgres@127.0.0.1:17432/tidemark".into()),
+            key_prefix: "tm".into(),
+            stream_shards: 1,
+            max_stream_len: 2_000_000,
+            max_body_bytes: 512 * 1024,
+            max_batch: 100,
+            max_props_bytes: 8 * 1024,
+            session_timeout_secs: 30 * 60,
+            token_cache_ttl_secs: 60,
+            max_event_age_secs: 24 * 3600,
+            hub_threads: 0,
+        }
+    }
+}
+
+impl Validate for HubConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.hub_listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| ConfigError::invalid("hub_listen", format!("not a socket address ({e})")))?;
+        require_url("redis_url", self.redis_url.expose(), &["redis", "rediss", "unix"])?;
+        require_url("postgres_url", self.postgres_url.expose(), &["postgres", "postgresql"])?;
+        require_key_prefix("key_prefix", &self.key_prefix)?;
+        require_positive("stream_shards", u64::from(self.stream_shards))?;
+        require_positive("max_stream_len", self.max_stream_len)?;
+        require_positive("max_body_bytes", self.max_body_bytes as u64)?;
+        require_positive("max_batch", self.max_batch as u64)?;
+        require_positive("max_props_bytes", self.max_props_bytes as u64)?;
+        require_positive("session_timeout_secs", self.session_timeout_secs)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        HubConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let config = HubConfig { redis_url: Secret::new("http://x".into()), ..HubConfig::default() };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("`redis_url`"), "{err}");
+        let config = HubConfig { max_batch: 0, ..HubConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`max_batch`"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Cookieless visitor ids: a keyed hash of (project, IP address, user agent) under a random salt that changes
+//! every UTC day. Salts live in PostgreSQL so every hub replica computes the same id; yesterday's salt is kept so
+//! a visit that crosses midnight keeps its visitor (the ingest script prefers an ongoing session under
+//! yesterday's id). Salts older than yesterday are deleted: after that, nobody can link an IP address to an id.
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::sync::RwLock;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Clone)]
+struct SaltPair {
+    day: NaiveDate,
+    today: [u8; 32],
+    yesterday: [u8; 32],
+}
+
+pub struct Salts {
+    pool: sqlx::PgPool,
+    current: RwLock<Option<SaltPair>>,
+}
+
+/// The two candidate ids of one request: under today's salt, and under yesterday's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisitorIds {
+    pub today: u64,
+    pub yesterday: u64,
+}
+
+impl Salts {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool, current: RwLock::new(None) }
+    }
+
+    /// Candidate visitor ids for a request at `day` (UTC).
+    pub async fn visitor_ids(
+        &self,
+        day: NaiveDate,
+        project: &Uuid,
+        ip: IpAddr,
+        user_agent: &str,
+    ) -> anyhow::Result<VisitorIds> {
+        let pair = self.pair_for(day).await?;
+        Ok(VisitorIds {
+            today: keyed_visitor_id(&pair.today, project, ip, user_agent),
+            yesterday: keyed_visitor_id(&pair.yesterday, project, ip, user_agent),
+        })
+    }
+
+    async fn pair_for(&self, day: NaiveDate) -> anyhow::Result<SaltPair> {
+        if let Some(pair) = self.current.read().expect("salt lock").as_ref().filter(|p| p.day == day) {
+            return Ok(pair.clone());
+        }
+        let yesterday = day.pred_opt().context("date underflow")?;
+        let pair = SaltPair { day, today: self.salt(day).await?, yesterday: self.salt(yesterday).await? };
+        sqlx::query("DELETE FROM daily_salts WHERE day < $1")
+            .bind(yesterday)
+            .execute(&self.pool)
+            .await
+            .context("deleting expired salts")?;
+        *self.current.write().expect("salt lock") = Some(pair.clone());
+        Ok(pair)
+    }
+
+    /// The salt of `day`, created by whichever replica asks first.
+    async fn salt(&self, day: NaiveDate) -> anyhow::Result<[u8; 32]> {
+        let mut fresh = [0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        sqlx::query("INSERT INTO daily_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .bind(&fresh[..])
+            .execute(&self.pool)
+            .await
+            .context("creating the daily salt")?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT salt FROM daily_salts WHERE day = $1")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await
+            .context("reading the daily salt")?;
+        stored.try_into().map_err(|_| anyhow::anyhow!("daily salt of {day} is not 32 bytes"))
+    }
+
+    pub fn today() -> NaiveDate {
+        Utc::now().date_naive()
+    }
+}
+
+pub fn keyed_visitor_id(salt: &[u8; 32], project: &Uuid, ip: IpAddr, user_agent: &str) -> u64 {
+    let mut mac = HmacSha256::new_from_slice(salt).expect("HMAC takes any key length");
+    mac.update(project.as_bytes());
+    match ip {
+        IpAddr::V4(v4) => mac.update(&v4.octets()),
+        IpAddr::V6(v6) => mac.update(&v6.octets()),
+    }
+    mac.update(user_agent.as_bytes());
+    let out = mac.finalize().into_bytes();
+    u64::from_be_bytes(out[..8].try_into().expect("8 bytes"))
+}
+
+/// A site that opted into storage sends its own id; it is hashed per project so it cannot be joined across projects.
+pub fn anonymous_visitor_id(project: &Uuid, anonymous_id: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(b"tidemark-anonymous-id\0");
+    hasher.update(project.as_bytes());
+    hasher.update(anonymous_id.as_bytes());
+    let out = hasher.finalize();
+    u64::from_be_bytes(out[..8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_differ_by_salt_project_ip_and_agent() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let (p, q) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let other: IpAddr = "203.0.113.10".parse().unwrap();
+        let base = keyed_visitor_id(&a, &p, ip, "UA");
+        assert_eq!(base, keyed_visitor_id(&a, &p, ip, "UA"));
+        assert_ne!(base, keyed_visitor_id(&b, &p, ip, "UA"));
+        assert_ne!(base, keyed_visitor_id(&a, &q, ip, "UA"));
+        assert_ne!(base, keyed_visitor_id(&a, &p, other, "UA"));
+        assert_ne!(base, keyed_visitor_id(&a, &p, ip, "UA2"));
+        assert_ne!(anonymous_visitor_id(&p, "x"), anonymous_visitor_id(&q, "x"));
+    }
+}

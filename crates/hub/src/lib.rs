@@ -1,0 +1,17 @@
+//! The hub: Tidemark's ingestion front door. It authenticates the project token, validates and enriches each
+//! event, assigns the visitor and session, and appends one job per event to a Redis stream. A 202 means the job is
+//! in Redis; nothing is written to ClickHouse here.
+
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod ingest;
+pub mod metrics;
+pub mod payload;
+pub mod queue;
+pub mod startup;
+pub mod tokens;
+pub mod url_parts;
+
+pub use config::HubConfig;
+pub use startup::{Hub, build};

@@ -1,0 +1,299 @@
+//! What clients send, and the checks that turn it into a [`ValidEvent`]. Every rejection names the field, with
+//! the event's index for batches (`[3].url`).
+
+use crate::error::IngestError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tidemark_shared::job::EventType;
+
+const MAX_URL: usize = 2048;
+const MAX_NAME: usize = 200;
+const MAX_TITLE: usize = 512;
+const MAX_ID: usize = 128;
+const MAX_USER_ID: usize = 256;
+const MAX_PROP_KEY: usize = 128;
+const MAX_SCREEN_WIDTH: u32 = 32_768;
+
+/// One event as a client sends it.
+#[derive(Debug, Default, Deserialize)]
+pub struct IncomingEvent {
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub props: Option<Map<String, Value>>,
+    /// Client time, Unix milliseconds.
+    pub ts: Option<i64>,
+    pub id: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub screen_width: Option<u32>,
+    /// For `navigator.sendBeacon`, which cannot set an Authorization header.
+    pub token: Option<String>,
+}
+
+/// `/v1/batch` takes a bare array or `{"token": "...", "events": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum IncomingBatch {
+    Events(Vec<IncomingEvent>),
+    Wrapped { token: Option<String>, events: Vec<IncomingEvent> },
+}
+
+impl IncomingBatch {
+    pub fn into_parts(self) -> (Option<String>, Vec<IncomingEvent>) {
+        match self {
+            IncomingBatch::Events(events) => (None, events),
+            IncomingBatch::Wrapped { token, events } => (token, events),
+        }
+    }
+}
+
+/// Limits from the configuration that validation needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_props_bytes: usize,
+}
+
+/// An event whose fields passed every check; enrichment adds what the server knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent {
+    pub event_type: EventType,
+    pub name: String,
+    pub url: Option<url::Url>,
+    pub referrer: Option<url::Url>,
+    pub title: String,
+    pub props: Vec<(String, String)>,
+    pub ts_ms: Option<i64>,
+    pub client_id: Option<String>,
+    pub user_id: String,
+    pub anonymous_id: Option<String>,
+    pub duration_ms: u32,
+    pub screen_width: u16,
+}
+
+/// Parses JSON into `T`, naming the offending field on a type error.
+pub fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, IngestError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            IngestError::BadJson(inner.to_string())
+        } else {
+            IngestError::field(path, strip_position(&inner.to_string()))
+        }
+    })?;
+    de.end().map_err(|e| IngestError::BadJson(e.to_string()))?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Checks one event. `at` prefixes field names (`""` for single events, `"[3]."` in a batch).
+pub fn validate(event: IncomingEvent, limits: Limits, at: &str) -> Result<ValidEvent, IngestError> {
+    let field = |name: &str| format!("{at}{name}");
+    let event_type = match event.event_type.as_deref() {
+        Some("pageview") => EventType::Pageview,
+        Some("pageleave") => EventType::Pageleave,
+        Some("custom") => EventType::Custom,
+        Some(other) => {
+            return Err(IngestError::field(
+                field("type"),
+                format!("must be `pageview`, `pageleave` or `custom`, got `{}`", truncate(other, 40)),
+            ));
+        }
+        None => return Err(IngestError::field(field("type"), "is required")),
+    };
+
+    let name = event.name.unwrap_or_default().trim().to_owned();
+    if event_type == EventType::Custom && name.is_empty() {
+        return Err(IngestError::field(field("name"), "is required for custom events"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(IngestError::field(field("name"), format!("must be at most {MAX_NAME} characters")));
+    }
+
+    let url = parse_web_url(event.url.as_deref(), &field("url"))?;
+    if url.is_none() && event_type != EventType::Custom {
+        return Err(IngestError::field(field("url"), format!("is required for {} events", event_type.as_str())));
+    }
+    let referrer = parse_web_url(event.referrer.as_deref(), &field("referrer"))?;
+
+    let props = flatten_props(event.props, limits, &field("props"))?;
+
+    if let Some(ts) = event.ts
+        && ts <= 0
+    {
+        return Err(IngestError::field(field("ts"), "must be Unix time in milliseconds"));
+    }
+    let client_id = bounded(event.id, MAX_ID, &field("id"))?;
+    let user_id = bounded(event.user_id, MAX_USER_ID, &field("user_id"))?.unwrap_or_default();
+    let anonymous_id = bounded(event.anonymous_id, MAX_USER_ID, &field("anonymous_id"))?;
+    let screen_width = match event.screen_width {
+        Some(w) if w > MAX_SCREEN_WIDTH => {
+            return Err(IngestError::field(field("screen_width"), format!("must be at most {MAX_SCREEN_WIDTH}")));
+        }
+        Some(w) => w as u16,
+        None => 0,
+    };
+    // A page left open for days still reports a duration; cap it rather than reject the event.
+    let duration_ms = event.duration_ms.unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+
+    Ok(ValidEvent {
+        event_type,
+        name,
+        url,
+        referrer,
+        title: truncate(event.title.as_deref().unwrap_or("").trim(), MAX_TITLE).to_owned(),
+        props,
+        ts_ms: event.ts,
+        client_id,
+        user_id,
+        anonymous_id,
+        duration_ms,
+        screen_width,
+    })
+}
+
+fn parse_web_url(raw: Option<&str>, field: &str) -> Result<Option<url::Url>, IngestError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
+    if raw.len() > MAX_URL {
+        return Err(IngestError::field(field, format!("must be at most {MAX_URL} bytes")));
+    }
+    let url = url::Url::parse(raw).map_err(|e| IngestError::field(field, format!("is not an absolute URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(IngestError::field(field, "must be an http or https URL with a host"));
+    }
+    Ok(Some(url))
+}
+
+fn bounded(value: Option<String>, max: usize, field: &str) -> Result<Option<String>, IngestError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if v.len() > max => Err(IngestError::field(field, format!("must be at most {max} bytes"))),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+/// Props must be a flat object; values become strings so one ClickHouse column pair holds them all.
+fn flatten_props(
+    props: Option<Map<String, Value>>,
+    limits: Limits,
+    field: &str,
+) -> Result<Vec<(String, String)>, IngestError> {
+    let Some(props) = props else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(props.len());
+    let mut size = 2;
+    for (key, value) in props {
+        if key.is_empty() || key.len() > MAX_PROP_KEY {
+            return Err(IngestError::field(field, format!("keys must be 1 to {MAX_PROP_KEY} bytes")));
+        }
+        let text = match value {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(IngestError::field(
+                    format!("{field}.{key}"),
+                    "must be a string, number, boolean or null (props are flat)",
+                ));
+            }
+        };
+        size += key.len() + text.len() + 6;
+        if size > limits.max_props_bytes {
+            return Err(IngestError::TooLarge { what: field.to_owned(), limit: limits.max_props_bytes });
+        }
+        out.push((key, text));
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_props_bytes: 8192 };
+
+    fn field_of(result: Result<ValidEvent, IngestError>) -> String {
+        match result.unwrap_err() {
+            IngestError::BadField { field, .. } => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    fn parse(json: &str) -> IncomingEvent {
+        parse_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_pageview() {
+        let e = validate(parse(r#"{"type":"pageview","url":"https://a.com/x?utm_source=n"}"#), LIMITS, "").unwrap();
+        assert_eq!(e.event_type, EventType::Pageview);
+        assert_eq!(e.url.unwrap().path(), "/x");
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        assert_eq!(field_of(validate(parse(r#"{"url":"https://a.com"}"#), LIMITS, "")), "type");
+        assert_eq!(field_of(validate(parse(r#"{"type":"click"}"#), LIMITS, "")), "type");
+        assert_eq!(field_of(validate(parse(r#"{"type":"pageview"}"#), LIMITS, "[2].")), "[2].url");
+        assert_eq!(field_of(validate(parse(r#"{"type":"custom"}"#), LIMITS, "")), "name");
+        assert_eq!(field_of(validate(parse(r#"{"type":"pageview","url":"/rel"}"#), LIMITS, "")), "url");
+        assert_eq!(field_of(validate(parse(r#"{"type":"pageview","url":"ftp://a/"}"#), LIMITS, "")), "url");
+        let nested = r#"{"type":"custom","name":"x","props":{"a":{"b":1}}}"#;
+        assert_eq!(field_of(validate(parse(nested), LIMITS, "")), "props.a");
+    }
+
+    #[test]
+    fn type_errors_carry_the_path() {
+        match parse_json::<IncomingEvent>(br#"{"type":"pageview","ts":"yesterday"}"#).unwrap_err() {
+            IngestError::BadField { field, problem } => {
+                assert_eq!(field, "ts");
+                assert!(!problem.contains("line"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_json::<IncomingEvent>(b"{nope"), Err(IngestError::BadJson(_))));
+        assert!(matches!(parse_json::<IncomingEvent>(b"{} {}"), Err(IngestError::BadJson(_))));
+    }
+
+    #[test]
+    fn oversized_props_are_413() {
+        let big = "x".repeat(9000);
+        let json = format!(r#"{{"type":"custom","name":"n","props":{{"k":"{big}"}}}}"#);
+        assert!(matches!(validate(parse(&json), LIMITS, ""), Err(IngestError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn props_are_flattened_to_strings() {
+        let json = r#"{"type":"custom","name":"n","props":{"n":1.5,"b":true,"s":"x","z":null}}"#;
+        let e = validate(parse(json), LIMITS, "").unwrap();
+        assert_eq!(e.props, vec![("n".into(), "1.5".into()), ("b".into(), "true".into()), ("s".into(), "x".into())]);
+    }
+
+    #[test]
+    fn batches_come_bare_or_wrapped() {
+        let (token, events) = parse_json::<IncomingBatch>(br#"[{"type":"pageview"}]"#).unwrap().into_parts();
+        assert_eq!((token, events.len()), (None, 1));
+        let (token, events) = parse_json::<IncomingBatch>(br#"{"token":"t","events":[{},{}]}"#).unwrap().into_parts();
+        assert_eq!((token.as_deref(), events.len()), (Some("t"), 2));
+    }
+}

@@ -1,0 +1,62 @@
+//! Building and running the hub: `build` binds nothing itself, it takes a listener, so tests bind port 0.
+
+use crate::HubConfig;
+use crate::identity::Salts;
+use crate::ingest::{self, IngestState};
+use crate::payload::Limits;
+use crate::queue::Queue;
+use crate::tokens::TokenStore;
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::time::Duration;
+use tidemark_shared::keys::Keys;
+
+pub struct Hub {
+    pub port: u16,
+    pub server: Server,
+}
+
+pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<Hub> {
+    let port = listener.local_addr()?.port();
+    let pg = tidemark_shared::postgres::connect(config.postgres_url.expose(), 16).await?;
+    let redis = deadpool_redis::Config::from_url(config.redis_url.expose().clone())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .context("creating the Redis pool")?;
+    let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
+    let state = web::Data::new(IngestState {
+        tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
+        salts: Salts::new(pg),
+        queue: Queue::new(redis, keys, config.max_stream_len, config.session_timeout_secs * 1000),
+        limits: Limits { max_props_bytes: config.max_props_bytes },
+        max_body_bytes: config.max_body_bytes,
+        max_batch: config.max_batch,
+        max_event_age_ms: (config.max_event_age_secs * 1000) as i64,
+    });
+    let metrics = crate::metrics::handle();
+
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/v1/event", web::post().to(ingest::post_event))
+            .route("/v1/batch", web::post().to(ingest::post_batch))
+            .route("/v1/event", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
+            .route("/v1/batch", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(move || async move { HttpResponse::Ok().body(metrics.render()) }))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10);
+    if config.hub_threads > 0 {
+        server = server.workers(config.hub_threads);
+    }
+    Ok(Hub { port, server: server.run() })
+}
+
+async fn readyz(state: web::Data<IngestState>) -> HttpResponse {
+    let (redis, tokens) = tokio::join!(state.queue.ping(), state.tokens.ping());
+    let body = serde_json::json!({ "redis": redis, "token_store": tokens });
+    if redis && tokens { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}

@@ -1,0 +1,196 @@
+//! Jobs on the ingest stream, defined once for the hub that writes them and the workers that read them.
+//!
+//! A stream entry has three fields: `k` (the job kind with its version, e.g. `event.v1`), `s` (the session id
+//! the hub's ingest script assigned, decimal) and `j` (the job as JSON). A new layout gets a new kind, so workers
+//! of different versions can share a stream during a rolling upgrade.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const FIELD_KIND: &str = "k";
+pub const FIELD_SESSION: &str = "s";
+pub const FIELD_JOB: &str = "j";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    #[serde(rename = "event.v1")]
+    EventV1,
+    #[serde(rename = "identify.v1")]
+    IdentifyV1,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::EventV1 => "event.v1",
+            JobKind::IdentifyV1 => "identify.v1",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "event.v1" => Some(JobKind::EventV1),
+            "identify.v1" => Some(JobKind::IdentifyV1),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Pageview,
+    Pageleave,
+    Custom,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Pageview => "pageview",
+            EventType::Pageleave => "pageleave",
+            EventType::Custom => "custom",
+        }
+    }
+}
+
+/// One enriched event: everything the hub knows, and nothing it must not keep (no IP address).
+/// Empty strings mean unknown, matching the ClickHouse columns' defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventV1 {
+    pub project_id: Uuid,
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Event time in Unix milliseconds: the client's clock clamped to the hub's receive time.
+    pub ts_ms: i64,
+    /// When the hub accepted the event, Unix milliseconds.
+    pub received_ms: i64,
+    pub visitor_id: u64,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub referrer: String,
+    #[serde(default)]
+    pub referrer_host: String,
+    #[serde(default)]
+    pub referrer_source: String,
+    #[serde(default)]
+    pub utm: Utm,
+    #[serde(default)]
+    pub geo: Geo,
+    #[serde(default)]
+    pub agent: Agent,
+    #[serde(default)]
+    pub screen_width: u16,
+    #[serde(default)]
+    pub duration_ms: u32,
+    /// Flat custom properties, values as strings, in the order the client sent them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub props: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utm {
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub medium: String,
+    #[serde(default)]
+    pub campaign: String,
+    #[serde(default)]
+    pub term: String,
+    #[serde(default)]
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Geo {
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub city: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    #[serde(default)]
+    pub browser: String,
+    #[serde(default)]
+    pub browser_version: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub os_version: String,
+    /// `desktop`, `mobile`, `tablet` or empty when unknown.
+    #[serde(default)]
+    pub device: String,
+}
+
+/// Links a visitor to an identified user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentifyV1 {
+    pub project_id: Uuid,
+    pub visitor_id: u64,
+    pub user_id: String,
+    pub ts_ms: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traits: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [JobKind::EventV1, JobKind::IdentifyV1] {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::parse("event.v0"), None);
+    }
+
+    #[test]
+    fn event_round_trips_through_json() {
+        let event = EventV1 {
+            project_id: Uuid::new_v4(),
+            event_id: Uuid::new_v4(),
+            event_type: EventType::Custom,
+            name: "signup".into(),
+            ts_ms: 1_700_000_000_123,
+            received_ms: 1_700_000_000_200,
+            visitor_id: 42,
+            user_id: String::new(),
+            url: "https://example.com/a".into(),
+            host: "example.com".into(),
+            path: "/a".into(),
+            title: String::new(),
+            referrer: String::new(),
+            referrer_host: String::new(),
+            referrer_source: "direct".into(),
+            utm: Utm::default(),
+            geo: Geo::default(),
+            agent: Agent::default(),
+            screen_width: 1280,
+            duration_ms: 0,
+            props: vec![("plan".into(), "pro".into())],
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(r#""type":"custom""#));
+        let back: EventV1 = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event);
+    }
+}

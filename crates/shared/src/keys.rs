@@ -1,0 +1,76 @@
+//! Redis key names. Every key starts with a configurable prefix (tests use a random one) and carries a
+//! `{hash tag}` naming its shard, so all keys of one shard live in one Redis Cluster slot: the hub's ingest script
+//! touches a session key and a stream in one call, which Redis Cluster only allows within a slot.
+//!
+//! Layout for shard `n` of prefix `tm`:
+//! - `tm:{s<n>}:events`: the ingest stream, read by the consumer groups in [`GROUPS`].
+//! - `tm:{s<n>}:dead`: the dead-letter stream for entries a worker gave up on.
+//! - `tm:{s<n>}:sess:<project>:<visitor>`: the visitor's current session id, expiring after inactivity.
+
+/// One consumer group per ClickHouse table fed from the ingest stream.
+pub const GROUP_EVENTS: &str = "events";
+/// Every group that must see every entry. Entries are trimmed only once all of these processed them, so a group
+/// is listed here only when its worker exists (the sessions and devices groups join with their workers).
+pub const GROUPS: &[&str] = &[GROUP_EVENTS];
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    shards: u16,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>, shards: u16) -> Self {
+        Self { prefix: prefix.into(), shards: shards.max(1) }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The shard for a routing hash; the hub routes by a hash of the visitor so a visitor's session key and
+    /// events stay in one slot.
+    pub fn shard_for(&self, routing_hash: u64) -> u16 {
+        (routing_hash % u64::from(self.shards)) as u16
+    }
+
+    pub fn stream(&self, shard: u16) -> String {
+        format!("{}:{{s{shard}}}:events", self.prefix)
+    }
+
+    pub fn dead_letters(&self, shard: u16) -> String {
+        format!("{}:{{s{shard}}}:dead", self.prefix)
+    }
+
+    pub fn session(&self, shard: u16, project: &uuid::Uuid, visitor: u64) -> String {
+        format!("{}:{{s{shard}}}:sess:{}:{visitor:016x}", self.prefix, project.simple())
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = (u16, String)> + '_ {
+        (0..self.shards).map(|s| (s, self.stream(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_shard_share_a_hash_tag() {
+        let keys = Keys::new("tm", 4);
+        let p = uuid::Uuid::nil();
+        assert_eq!(keys.stream(2), "tm:{s2}:events");
+        assert_eq!(keys.dead_letters(2), "tm:{s2}:dead");
+        assert!(keys.session(2, &p, 0xab).starts_with("tm:{s2}:sess:"));
+        assert_eq!(keys.shard_for(7), 3);
+    }
+
+    #[test]
+    fn at_least_one_shard() {
+        assert_eq!(Keys::new("tm", 0).shards(), 1);
+    }
+}

@@ -1,0 +1,157 @@
+//! The `events` table: one row per event job.
+
+use crate::consumer::Entry;
+use crate::sink::{Decoded, Sink, SinkError};
+use serde::Serialize;
+use tidemark_shared::clickhouse::ClickHouse;
+use tidemark_shared::job::{EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, JobKind};
+use tidemark_shared::keys::GROUP_EVENTS;
+use uuid::Uuid;
+
+/// Field names and order match `queries::EVENT_COLUMNS` (a test checks it).
+#[derive(Debug, Clone, Serialize, clickhouse::Row)]
+pub struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub project_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub name: String,
+    pub ts: u32,
+    pub millis: u16,
+    pub received_at: u32,
+    pub visitor_id: u64,
+    pub session_id: u64,
+    pub user_id: String,
+    pub url: String,
+    pub host: String,
+    pub path: String,
+    pub title: String,
+    pub referrer: String,
+    pub referrer_host: String,
+    pub referrer_source: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub utm_content: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+    pub screen_width: u16,
+    pub duration_ms: u32,
+    pub prop_keys: Vec<String>,
+    pub prop_values: Vec<String>,
+}
+
+/// The ingest script files visitor and session ids beside the job; they are authoritative over the JSON.
+pub fn decode_event(entry: &Entry) -> Result<Option<(EventV1, u64)>, String> {
+    let kind = entry.field(FIELD_KIND).ok_or("entry has no kind field")?;
+    match JobKind::parse(kind) {
+        Some(JobKind::EventV1) => {}
+        Some(_) => return Ok(None),
+        None => return Err(format!("unknown job kind `{kind}`")),
+    }
+    let json = entry.field(FIELD_JOB).ok_or("entry has no job field")?;
+    let mut event: EventV1 = serde_json::from_str(json).map_err(|e| format!("undecodable event job: {e}"))?;
+    let session = entry.field(FIELD_SESSION).and_then(|s| s.parse().ok()).ok_or("entry has no valid session id")?;
+    if let Some(visitor) = entry.field("v").and_then(|v| v.parse().ok()) {
+        event.visitor_id = visitor;
+    }
+    Ok(Some((event, session)))
+}
+
+impl EventRow {
+    pub fn from_event(event: EventV1, session_id: u64) -> Self {
+        let (prop_keys, prop_values) = event.props.into_iter().unzip();
+        Self {
+            project_id: event.project_id,
+            event_id: event.event_id,
+            event_type: event.event_type.as_str(),
+            name: event.name,
+            ts: (event.ts_ms.max(0) / 1000) as u32,
+            millis: (event.ts_ms.max(0) % 1000) as u16,
+            received_at: (event.received_ms.max(0) / 1000) as u32,
+            visitor_id: event.visitor_id,
+            session_id,
+            user_id: event.user_id,
+            url: event.url,
+            host: event.host,
+            path: event.path,
+            title: event.title,
+            referrer: event.referrer,
+            referrer_host: event.referrer_host,
+            referrer_source: event.referrer_source,
+            utm_source: event.utm.source,
+            utm_medium: event.utm.medium,
+            utm_campaign: event.utm.campaign,
+            utm_term: event.utm.term,
+            utm_content: event.utm.content,
+            country: event.geo.country,
+            region: event.geo.region,
+            city: event.geo.city,
+            browser: event.agent.browser,
+            browser_version: event.agent.browser_version,
+            os: event.agent.os,
+            os_version: event.agent.os_version,
+            device: event.agent.device,
+            screen_width: event.screen_width,
+            duration_ms: event.duration_ms,
+            prop_keys,
+            prop_values,
+        }
+    }
+}
+
+pub struct EventsSink {
+    ch: ClickHouse,
+}
+
+impl EventsSink {
+    pub fn new(ch: ClickHouse) -> Self {
+        Self { ch }
+    }
+}
+
+impl Sink for EventsSink {
+    type Row = EventRow;
+
+    fn group(&self) -> &'static str {
+        GROUP_EVENTS
+    }
+
+    fn decode(&self, entry: &Entry) -> Decoded<EventRow> {
+        match decode_event(entry) {
+            Ok(Some((event, session))) => Decoded::Row(EventRow::from_event(event, session)),
+            Ok(None) => Decoded::Skip,
+            Err(why) => Decoded::Poison(why),
+        }
+    }
+
+    async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError> {
+        let mut insert = self.ch.client.insert::<EventRow>("events").await.map_err(SinkError::from_clickhouse)?;
+        for row in rows {
+            insert.write(row).await.map_err(SinkError::from_clickhouse)?;
+        }
+        insert.end().await.map_err(SinkError::from_clickhouse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_columns_match_the_catalog() {
+        use clickhouse::Row;
+        let ours = EventRow::COLUMN_NAMES.join(", ");
+        let catalog: Vec<&str> = tidemark_shared::queries::EVENT_COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(ours, catalog.join(", "));
+    }
+}

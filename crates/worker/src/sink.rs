@@ -1,0 +1,65 @@
+//! What a worker writes to: one ClickHouse table per worker kind.
+
+use crate::consumer::Entry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// ClickHouse or the network is down or slow: retry the same entries later.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// ClickHouse rejected the data itself: retrying cannot help.
+    #[error("rejected: {0}")]
+    Permanent(String),
+}
+
+impl SinkError {
+    /// Sorts a ClickHouse client error: server-side data errors are permanent, the rest (connection refused,
+    /// timeouts, server overload, a missing table during a migration) are worth retrying.
+    pub fn from_clickhouse(err: clickhouse::error::Error) -> Self {
+        use clickhouse::error::Error as E;
+        match &err {
+            E::BadResponse(text) if is_data_error(text) => SinkError::Permanent(text.clone()),
+            _ => SinkError::Retryable(err.to_string()),
+        }
+    }
+}
+
+/// ClickHouse error codes that mean "this data can never be inserted".
+fn is_data_error(text: &str) -> bool {
+    const DATA_ERRORS: &[u32] = &[6, 27, 38, 41, 53, 69, 70, 72, 117, 128, 131, 190, 252];
+    text.split("Code: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| DATA_ERRORS.contains(&code))
+}
+
+/// A decoded entry ready for a table, or the reason it can never be written.
+pub enum Decoded<R> {
+    Row(R),
+    /// A job this table does not take (another kind): acknowledged without a write.
+    Skip,
+    Poison(String),
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Sink {
+    type Row: Send;
+    /// The consumer group this sink reads with.
+    fn group(&self) -> &'static str;
+    fn decode(&self, entry: &Entry) -> Decoded<Self::Row>;
+    /// Writes all rows in one insert.
+    async fn write(&self, rows: &[Self::Row]) -> Result<(), SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_are_permanent() {
+        assert!(is_data_error("Code: 27, e.displayText() = DB::Exception: Cannot parse input"));
+        assert!(!is_data_error("Code: 241, e.displayText() = DB::Exception: Memory limit exceeded"));
+        assert!(!is_data_error("connection refused"));
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `just up`: everything Tidemark needs, in the foreground. Ctrl-C stops the services it started and the stores
+# it started (stores that were already running are left running).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DATA="$ROOT/.data"
+LOGS="$DATA/logs"
+mkdir -p "$LOGS"
+
+was_running="$(scripts/stack.sh status 2>/dev/null | grep -c ' up ' || true)"
+scripts/stack.sh up
+set -a; source "$DATA/tidemark.env"; set +a
+
+echo "[up] building (release)..." >&2
+cargo build --release -q -p tidemark-hub -p tidemark-worker -p tidemark-app
+BIN="$ROOT/target/release"
+
+"$BIN/app" migrate
+demo="$("$BIN/app" project demo)"
+token="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$demo")"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo >&2
+  echo "[up] stopping hub, workers and app..." >&2
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+  if [ "$was_running" = 0 ]; then scripts/stack.sh down; fi
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
+
+start() {
+  local name="$1"; shift
+  "$@" >>"$LOGS/$name.log" 2>&1 &
+  pids+=("$!")
+}
+start hub "$BIN/hub"
+start worker-events "$BIN/worker-events"
+start app "$BIN/app" serve
+
+wait_ready() {
+  local url="$1" name="$2"
+  for _ in $(seq 1 100); do curl -fsS "$url" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "[up] $name did not become ready; see $LOGS/$name.log" >&2
+  exit 1
+}
+wait_ready "$TIDEMARK_HUB_URL/readyz" hub
+wait_ready "$TIDEMARK_APP_URL/healthz" app
+
+cat <<EOF2
+
+Tidemark is up.
+  hub        $TIDEMARK_HUB_URL   (ingest API, /metrics, /readyz)
+  app        $TIDEMARK_APP_URL
+  settings   $DATA/tidemark.env
+  logs       $LOGS/   (just logs)
+  demo       $demo
+
+Send a pageview:
+  curl -i -X POST $TIDEMARK_HUB_URL/v1/event -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"type":"pageview","url":"http://localhost/hello","referrer":"https://news.ycombinator.com/"}'
+
+See it in ClickHouse (about a second later):
+  curl -s '${TIDEMARK_CLICKHOUSE_URL%/*}/?database=$TIDEMARK_CLICKHOUSE_DATABASE' --data-binary 'SELECT ts, type, host, path, referrer_host FROM events ORDER BY ts DESC LIMIT 5 FORMAT PrettyCompact'
+
+Ctrl-C stops everything started here.
+EOF2
+
+# Stay in the foreground until Ctrl-C or a service dies.
+wait -n "${pids[@]}" || true
+echo "[up] a service exited; see $LOGS/" >&2
