@@ -41,9 +41,9 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (hub, pipeline); each prints its numbers.
-bench *what:
-    @echo "just bench {{what}}: not yet; the hub and pipeline benchmarks arrive with their issues (see docs/BENCHMARKS.md)."
+# Benchmarks: `just bench hub`, `just bench pipeline` (options after the name, e.g. `--seconds 30`); prints numbers.
+bench *args:
+    scripts/bench.sh {{args}}
 
 # Follow the logs of the services `just up` started.
 logs:

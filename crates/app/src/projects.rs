@@ -52,6 +52,41 @@ pub async fn create(pool: &PgPool, name: &str, domains: &[String]) -> anyhow::Re
     Ok(CreatedProject { id, name: name.to_owned(), domains, token })
 }
 
+/// Revokes a token; returns whether it was live. Hubs drop it from their caches when the app announces it.
+pub async fn revoke_token(pool: &PgPool, token: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE ingest_tokens SET revoked_at = now() WHERE token = $1 AND revoked_at IS NULL")
+        .bind(token)
+        .execute(pool)
+        .await
+        .context("revoking the token")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Issues a new token for a project and revokes its previous ones, in one transaction; returns the new token and
+/// the revoked ones (to announce).
+pub async fn rotate_token(pool: &PgPool, project: Uuid) -> anyhow::Result<(String, Vec<String>)> {
+    let mut tx = pool.begin().await?;
+    let revoked: Vec<String> = sqlx::query_scalar(
+        "UPDATE ingest_tokens SET revoked_at = now() WHERE project_id = $1 AND revoked_at IS NULL RETURNING token",
+    )
+    .bind(project)
+    .fetch_all(&mut *tx)
+    .await
+    .context("revoking the old tokens")?;
+    let token = new_token();
+    sqlx::query("INSERT INTO ingest_tokens (token, project_id) VALUES ($1, $2)")
+        .bind(&token)
+        .bind(project)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => anyhow::anyhow!("no project {project}"),
+            other => anyhow::Error::from(other),
+        })?;
+    tx.commit().await?;
+    Ok((token, revoked))
+}
+
 /// The oldest live project with a live token, if any (the demo project `just up` prints).
 pub async fn first(pool: &PgPool) -> anyhow::Result<Option<CreatedProject>> {
     let row: Option<(Uuid, String, Vec<String>, String)> = sqlx::query_as(

@@ -31,6 +31,16 @@ pub struct HubConfig {
     pub max_event_age_secs: u64,
     /// HTTP worker threads; 0 means one per core.
     pub hub_threads: usize,
+    /// Comma-separated `.mmdb` paths (GeoIP2 or ip-location-db schema); empty disables geo.
+    pub geo_database: String,
+    /// Comma-separated CIDRs of reverse proxies whose forwarded headers are believed; empty trusts none.
+    pub trusted_proxies: String,
+    /// Comma-separated CIDRs whose traffic is answered 202 but not counted (an office, a monitoring probe).
+    pub excluded_cidrs: String,
+    /// Sustained events per second one project may send to one hub replica; 0 disables the limit.
+    pub rate_limit_per_sec: u32,
+    /// Events a project may send in a burst above the sustained rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for HubConfig {
@@ -49,6 +59,11 @@ impl Default for HubConfig {
             token_cache_ttl_secs: 60,
             max_event_age_secs: 24 * 3600,
             hub_threads: 0,
+            geo_database: String::new(),
+            trusted_proxies: String::new(),
+            excluded_cidrs: String::new(),
+            rate_limit_per_sec: 5_000,
+            rate_limit_burst: 20_000,
         }
     }
 }
@@ -67,8 +82,23 @@ impl Validate for HubConfig {
         require_positive("max_batch", self.max_batch as u64)?;
         require_positive("max_props_bytes", self.max_props_bytes as u64)?;
         require_positive("session_timeout_secs", self.session_timeout_secs)?;
+        crate::client_ip::TrustedProxies::parse(&split_list(&self.trusted_proxies))
+            .map_err(|e| ConfigError::invalid("trusted_proxies", e))?;
+        crate::client_ip::TrustedProxies::parse(&split_list(&self.excluded_cidrs))
+            .map_err(|e| ConfigError::invalid("excluded_cidrs", e))?;
+        if self.rate_limit_per_sec > 0 && self.rate_limit_burst == 0 {
+            return Err(ConfigError::invalid(
+                "rate_limit_burst",
+                "must be greater than 0 when rate_limit_per_sec is set",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Comma-separated config values, trimmed, empties dropped.
+pub fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -87,5 +117,9 @@ mod tests {
         assert!(err.contains("`redis_url`"), "{err}");
         let config = HubConfig { max_batch: 0, ..HubConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("`max_batch`"));
+        let config = HubConfig { trusted_proxies: "10.0.0.0/8, nonsense".into(), ..HubConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`trusted_proxies`"));
+        let config = HubConfig { excluded_cidrs: "192.0.2.0/24".into(), ..HubConfig::default() };
+        config.validate().unwrap();
     }
 }

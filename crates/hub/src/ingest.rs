@@ -1,12 +1,24 @@
-//! The ingest endpoints: `POST /v1/event` and `POST /v1/batch`.
+//! The ingest endpoints: `POST /v1/event`, `POST /v1/batch` and `POST /v1/identify`.
+//!
+//! Order of work per request, cheapest refusal first: body size, JSON, token and origin, field checks, rate
+//! limit, then the silent drops (excluded networks, prefetches, bots: 202 but not queued, counted by cause),
+//! then enrichment and one round trip to Redis.
 
+use crate::agent::{ClientHints, UaClassifier, UaVerdict};
+use crate::bots::prefetch_reason;
+use crate::client_ip::TrustedProxies;
 use crate::error::IngestError;
-use crate::identity::{Salts, anonymous_visitor_id};
+use crate::geo::GeoDb;
+use crate::identity::{Salts, VisitorIds, anonymous_visitor_id};
 use crate::metrics as m;
-use crate::payload::{IncomingBatch, IncomingEvent, Limits, ValidEvent, parse_json, validate};
+use crate::payload::{
+    IncomingBatch, IncomingEvent, IncomingIdentify, Limits, ValidEvent, parse_json, validate, validate_identify,
+};
 use crate::queue::{OutgoingJob, Queue, QueueError};
+use crate::rate_limit::RateLimiter;
+use crate::referrers::Referrers;
 use crate::tokens::{Project, TokenStore};
-use crate::url_parts::{normalize_host, page_parts};
+use crate::url_parts::page_parts;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -16,41 +28,68 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tidemark_shared::job::{Agent, EventV1, Geo, JobKind, Utm};
+use tidemark_shared::job::{Agent, EventV1, Geo, IdentifyV1, JobKind, Utm};
 use uuid::Uuid;
 
 pub struct IngestState {
     pub tokens: TokenStore,
     pub salts: Salts,
     pub queue: Queue,
+    pub limiter: RateLimiter,
+    pub agents: UaClassifier,
+    pub geo: Option<GeoDb>,
+    pub referrers: Referrers,
+    pub proxies: TrustedProxies,
+    /// Networks whose traffic is answered but not counted (the CIDR set type is shared with `proxies`).
+    pub excluded: TrustedProxies,
     pub limits: Limits,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_event_age_ms: i64,
 }
 
-/// What the request itself tells us, apart from its body.
-struct RequestContext {
+impl AsRef<TokenStore> for IngestState {
+    fn as_ref(&self) -> &TokenStore {
+        &self.tokens
+    }
+}
+
+/// What the request itself tells us, apart from its body. The client IP lives only here, in memory.
+struct RequestContext<'a> {
+    headers: &'a HeaderMap,
     header_token: Option<String>,
     origin: Option<String>,
     ip: IpAddr,
-    user_agent: String,
+    user_agent: &'a str,
 }
 
-impl RequestContext {
-    fn from(req: &HttpRequest) -> Self {
+impl<'a> RequestContext<'a> {
+    fn new(req: &'a HttpRequest, proxies: &TrustedProxies) -> Self {
         let headers = req.headers();
         let header_token = header_str(headers, header::AUTHORIZATION)
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_owned());
-        let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let user_agent = header_str(headers, header::USER_AGENT).unwrap_or("");
         Self {
+            headers,
             header_token,
             origin: header_str(headers, header::ORIGIN).map(str::to_owned),
-            ip,
-            user_agent: header_str(headers, header::USER_AGENT).unwrap_or("").chars().take(512).collect(),
+            ip: proxies.client_ip(peer, headers),
+            user_agent: truncate_bytes(user_agent, 512),
         }
     }
+}
+
+fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -66,10 +105,10 @@ pub async fn post_event(
     let result = async {
         let bytes = read_body(&req, body, state.max_body_bytes).await?;
         let mut event: IncomingEvent = parse_json(&bytes)?;
-        let ctx = RequestContext::from(&req);
+        let ctx = RequestContext::new(&req, &state.proxies);
         let project = authorize(&state, &ctx, event.token.take()).await?;
         let valid = validate(event, state.limits, "")?;
-        accept(&state, &ctx, &project, vec![valid]).await
+        accept_events(&state, &ctx, &project, vec![valid]).await
     }
     .await;
     finish(&req, result, started)
@@ -87,7 +126,7 @@ pub async fn post_batch(
         if events.len() > state.max_batch {
             return Err(IngestError::field("events", format!("at most {} events per batch", state.max_batch)));
         }
-        let ctx = RequestContext::from(&req);
+        let ctx = RequestContext::new(&req, &state.proxies);
         let token = body_token.or_else(|| events.iter().find_map(|e| e.token.clone()));
         let project = authorize(&state, &ctx, token).await?;
         let valid = events
@@ -95,7 +134,51 @@ pub async fn post_batch(
             .enumerate()
             .map(|(i, e)| validate(e, state.limits, &format!("[{i}].")))
             .collect::<Result<Vec<_>, _>>()?;
-        accept(&state, &ctx, &project, valid).await
+        accept_events(&state, &ctx, &project, valid).await
+    }
+    .await;
+    finish(&req, result, started)
+}
+
+pub async fn post_identify(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> Result<HttpResponse, IngestError> {
+    let started = Instant::now();
+    let result = async {
+        let bytes = read_body(&req, body, state.max_body_bytes).await?;
+        let mut identify: IncomingIdentify = parse_json(&bytes)?;
+        let ctx = RequestContext::new(&req, &state.proxies);
+        let project = authorize(&state, &ctx, identify.token.take()).await?;
+        let valid = validate_identify(identify, state.limits)?;
+        state.limiter.take(&project.id, 1).map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })?;
+        let verdict = state.agents.classify(ctx.user_agent, &ClientHints::from_headers(ctx.headers));
+        if dropped(&state, &ctx, &verdict, 1).is_some() {
+            return Ok(accepted(1));
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let (visitor_today, visitor_yesterday) =
+            visitor_ids(&state, &ctx, &project, valid.anonymous_id.as_deref()).await?;
+        let job = IdentifyV1 {
+            project_id: project.id,
+            visitor_id: visitor_today,
+            user_id: valid.user_id.clone(),
+            ts_ms: now_ms,
+            traits: valid.traits,
+        };
+        let json = serde_json::to_string(&job).map_err(|e| IngestError::internal(e.into()))?;
+        let outgoing = OutgoingJob {
+            kind: JobKind::IdentifyV1,
+            shard: shard(&state, &ctx, &project),
+            project: project.id,
+            visitor_today,
+            visitor_yesterday,
+            session_candidate: new_session_id(),
+            json,
+            link_user: Some(valid.user_id),
+        };
+        enqueue(&state, &[outgoing]).await
     }
     .await;
     finish(&req, result, started)
@@ -157,7 +240,7 @@ async fn read_body(req: &HttpRequest, mut body: web::Payload, limit: usize) -> R
 
 async fn authorize(
     state: &IngestState,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     body_token: Option<String>,
 ) -> Result<Arc<Project>, IngestError> {
     let token = ctx.header_token.clone().or(body_token).ok_or(IngestError::MissingToken)?;
@@ -170,21 +253,52 @@ async fn authorize(
     Ok(project)
 }
 
-async fn accept(
+/// Traffic answered 202 but not queued: the cause, counted in metrics. Bots also carry their reason.
+fn dropped(state: &IngestState, ctx: &RequestContext<'_>, verdict: &UaVerdict, events: usize) -> Option<&'static str> {
+    let n = events as u64;
+    if state.excluded.trusts(ctx.ip) {
+        metrics::counter!(m::DROPPED, "cause" => "excluded", "reason" => "").increment(n);
+        return Some("excluded");
+    }
+    if let Some(kind) = prefetch_reason(ctx.headers) {
+        metrics::counter!(m::DROPPED, "cause" => "prefetch", "reason" => kind).increment(n);
+        return Some("prefetch");
+    }
+    if let Some(reason) = verdict.bot {
+        metrics::counter!(m::DROPPED, "cause" => "bot", "reason" => reason.as_str()).increment(n);
+        return Some("bot");
+    }
+    None
+}
+
+fn accepted(n: usize) -> HttpResponse {
+    HttpResponse::Accepted().json(serde_json::json!({ "accepted": n }))
+}
+
+async fn accept_events(
     state: &IngestState,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     project: &Project,
     events: Vec<ValidEvent>,
 ) -> Result<HttpResponse, IngestError> {
+    state
+        .limiter
+        .take(&project.id, events.len() as u32)
+        .map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })?;
+    if events.is_empty() {
+        return Ok(accepted(0));
+    }
+    // Dropped traffic gets the same answer as counted traffic, so a bot learns nothing from it.
+    let verdict = state.agents.classify(ctx.user_agent, &ClientHints::from_headers(ctx.headers));
+    if dropped(state, ctx, &verdict, events.len()).is_some() {
+        return Ok(accepted(events.len()));
+    }
+
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let day = crate::identity::Salts::today();
-    let cookieless = state
-        .salts
-        .visitor_ids(day, &project.id, ctx.ip, &ctx.user_agent)
-        .await
-        .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))?;
-    let routing = routing_hash(&project.id, ctx.ip, &ctx.user_agent);
-    let shard = state.queue.keys().shard_for(routing);
+    let agent = verdict.agent;
+    let geo = state.geo.as_ref().map(|g| g.lookup(ctx.ip)).unwrap_or_default();
+    let cookieless = cookieless_ids(state, ctx, project).await?;
+    let shard = shard(state, ctx, project);
 
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {
@@ -195,7 +309,7 @@ async fn accept(
             }
             None => (cookieless.today, cookieless.yesterday),
         };
-        let enriched = enrich(event, project, visitor_today, now_ms, state.max_event_age_ms);
+        let enriched = enrich(state, event, project, visitor_today, now_ms, &agent, &geo);
         let json = serde_json::to_string(&enriched).map_err(|e| IngestError::internal(e.into()))?;
         jobs.push(OutgoingJob {
             kind: JobKind::EventV1,
@@ -203,15 +317,45 @@ async fn accept(
             project: project.id,
             visitor_today,
             visitor_yesterday,
-            session_candidate: rand::rng().random_range(1..u64::MAX),
+            session_candidate: new_session_id(),
             json,
+            link_user: None,
         });
     }
+    enqueue(state, &jobs).await
+}
 
-    match state.queue.enqueue(&jobs).await {
+async fn visitor_ids(
+    state: &IngestState,
+    ctx: &RequestContext<'_>,
+    project: &Project,
+    anonymous_id: Option<&str>,
+) -> Result<(u64, u64), IngestError> {
+    if let Some(anon) = anonymous_id {
+        let id = anonymous_visitor_id(&project.id, anon);
+        return Ok((id, id));
+    }
+    let VisitorIds { today, yesterday } = cookieless_ids(state, ctx, project).await?;
+    Ok((today, yesterday))
+}
+
+async fn cookieless_ids(
+    state: &IngestState,
+    ctx: &RequestContext<'_>,
+    project: &Project,
+) -> Result<VisitorIds, IngestError> {
+    state
+        .salts
+        .visitor_ids(Salts::today(), &project.id, ctx.ip, ctx.user_agent)
+        .await
+        .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))
+}
+
+async fn enqueue(state: &IngestState, jobs: &[OutgoingJob]) -> Result<HttpResponse, IngestError> {
+    match state.queue.enqueue(jobs).await {
         Ok(filed) => {
             metrics::counter!(m::ACCEPTED).increment(filed.len() as u64);
-            Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": filed.len() })))
+            Ok(accepted(filed.len()))
         }
         Err(QueueError::Full) => {
             metrics::counter!(m::ENQUEUE_ERRORS, "cause" => "full").increment(1);
@@ -225,17 +369,23 @@ async fn accept(
     }
 }
 
-fn enrich(event: ValidEvent, project: &Project, visitor_id: u64, now_ms: i64, max_age_ms: i64) -> EventV1 {
+fn enrich(
+    state: &IngestState,
+    event: ValidEvent,
+    project: &Project,
+    visitor_id: u64,
+    now_ms: i64,
+    agent: &Agent,
+    geo: &Geo,
+) -> EventV1 {
     let page = event.url.as_ref().map(page_parts).unwrap_or_default();
-    let referrer_host = event.referrer.as_ref().and_then(|r| r.host_str()).map(normalize_host).unwrap_or_default();
-    let referrer_source = if referrer_host.is_empty() || referrer_host == page.host { "direct" } else { "referral" };
-    let (referrer, referrer_host) = if referrer_source == "direct" {
-        (String::new(), String::new())
-    } else {
-        (event.referrer.map(String::from).unwrap_or_default(), referrer_host)
-    };
+    let source =
+        state.referrers.classify(event.url.as_ref(), event.referrer.as_ref(), &page.utm_source, &page.utm_medium);
+    // A self-referral is not a referrer at all: keep neither the URL nor the host.
+    let referrer =
+        if source.host.is_empty() { String::new() } else { event.referrer.map(String::from).unwrap_or_default() };
     // Client clocks drift: a time in the future becomes now, a time too far back becomes the oldest allowed.
-    let ts_ms = event.ts_ms.unwrap_or(now_ms).clamp(now_ms - max_age_ms, now_ms);
+    let ts_ms = event.ts_ms.unwrap_or(now_ms).clamp(now_ms - state.max_event_age_ms, now_ms);
     EventV1 {
         project_id: project.id,
         event_id: event_id(&project.id, event.client_id.as_deref()),
@@ -250,8 +400,8 @@ fn enrich(event: ValidEvent, project: &Project, visitor_id: u64, now_ms: i64, ma
         path: page.path,
         title: event.title,
         referrer,
-        referrer_host,
-        referrer_source: referrer_source.to_owned(),
+        referrer_host: source.host,
+        referrer_source: source.source_type.as_str().to_owned(),
         utm: Utm {
             source: page.utm_source,
             medium: page.utm_medium,
@@ -259,12 +409,20 @@ fn enrich(event: ValidEvent, project: &Project, visitor_id: u64, now_ms: i64, ma
             term: page.utm_term,
             content: page.utm_content,
         },
-        geo: Geo::default(),
-        agent: Agent::default(),
+        geo: geo.clone(),
+        agent: agent.clone(),
         screen_width: event.screen_width,
         duration_ms: event.duration_ms,
         props: event.props,
     }
+}
+
+fn new_session_id() -> u64 {
+    rand::rng().random_range(1..u64::MAX)
+}
+
+fn shard(state: &IngestState, ctx: &RequestContext<'_>, project: &Project) -> u16 {
+    state.queue.keys().shard_for(routing_hash(&project.id, ctx.ip, ctx.user_agent))
 }
 
 /// A client-supplied id makes retries idempotent: the same id always maps to the same event id. Without one the
@@ -310,5 +468,12 @@ mod tests {
         let given = Uuid::new_v4();
         assert_eq!(event_id(&p, Some(&given.to_string())), given);
         assert_ne!(event_id(&p, None), event_id(&p, None));
+    }
+
+    #[test]
+    fn long_agents_are_cut_on_a_char_boundary() {
+        let ua = "é".repeat(300);
+        assert!(truncate_bytes(&ua, 512).len() <= 512);
+        assert_eq!(truncate_bytes("short", 512), "short");
     }
 }

@@ -2,13 +2,20 @@
 //! event, assigns the visitor and session, and appends one job per event to a Redis stream. A 202 means the job is
 //! in Redis; nothing is written to ClickHouse here.
 
+pub mod agent;
+pub mod bots;
+pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod geo;
 pub mod identity;
 pub mod ingest;
+pub mod inspect;
 pub mod metrics;
 pub mod payload;
 pub mod queue;
+pub mod rate_limit;
+pub mod referrers;
 pub mod startup;
 pub mod tokens;
 pub mod url_parts;

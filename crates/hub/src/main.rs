@@ -14,13 +14,28 @@ struct Cli {
 enum Command {
     /// Serve the ingest API (the default).
     Serve,
+    /// Classify user agents read from stdin, one per line, exactly as ingestion does: one JSON line each on stdout
+    /// with the bot verdict and reason, the prefetch verdict, browser, OS and device.
+    InspectUa {
+        /// A request header to classify with, as 'Name: value' (client hints such as Sec-CH-UA, Sec-Purpose...).
+        /// May be repeated.
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = tidemark_hub::inspect::parse_header_arg)]
+        headers: Vec<(String, String)>,
+    },
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    tidemark_shared::telemetry::init("info");
     match Cli::parse().command.unwrap_or(Command::Serve) {
-        Command::Serve => serve().await,
+        Command::Serve => {
+            tidemark_shared::telemetry::init("info");
+            serve().await
+        }
+        // No logging set-up: stdout carries the JSON lines and nothing else.
+        Command::InspectUa { headers } => {
+            let output = std::io::BufWriter::new(std::io::stdout().lock());
+            tidemark_hub::inspect::run(std::io::stdin().lock(), output, &headers)
+        }
     }
 }
 

@@ -52,6 +52,32 @@ impl IncomingBatch {
     }
 }
 
+/// `/v1/identify`: links the visitor's current session to a user of the site.
+#[derive(Debug, Default, Deserialize)]
+pub struct IncomingIdentify {
+    pub user_id: Option<String>,
+    pub traits: Option<Map<String, Value>>,
+    pub anonymous_id: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidIdentify {
+    pub user_id: String,
+    pub traits: Vec<(String, String)>,
+    pub anonymous_id: Option<String>,
+}
+
+pub fn validate_identify(identify: IncomingIdentify, limits: Limits) -> Result<ValidIdentify, IngestError> {
+    let user_id = bounded(identify.user_id.map(|u| u.trim().to_owned()), MAX_USER_ID, "user_id")?
+        .ok_or_else(|| IngestError::field("user_id", "is required"))?;
+    Ok(ValidIdentify {
+        user_id,
+        traits: flatten_props(identify.traits, limits, "traits")?,
+        anonymous_id: bounded(identify.anonymous_id, MAX_USER_ID, "anonymous_id")?,
+    })
+}
+
 /// Limits from the configuration that validation needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -287,6 +313,37 @@ mod tests {
         let json = r#"{"type":"custom","name":"n","props":{"n":1.5,"b":true,"s":"x","z":null}}"#;
         let e = validate(parse(json), LIMITS, "").unwrap();
         assert_eq!(e.props, vec![("n".into(), "1.5".into()), ("b".into(), "true".into()), ("s".into(), "x".into())]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validation_never_panics(json in "\\PC{0,300}") {
+            if let Ok(event) = parse_json::<IncomingEvent>(json.as_bytes()) {
+                let _ = validate(event, LIMITS, "");
+            }
+        }
+
+        #[test]
+        fn any_http_url_is_a_valid_pageview_url(path in "[a-z0-9/]{0,30}", host in "[a-z]{1,10}\\.[a-z]{2,5}") {
+            let json = serde_json::json!({"type": "pageview", "url": format!("https://{host}/{path}")}).to_string();
+            let url = validate(parse(&json), LIMITS, "").unwrap().url.unwrap();
+            proptest::prop_assert_eq!(url.host_str(), Some(host.as_str()));
+        }
+    }
+
+    #[test]
+    fn identify_needs_a_user() {
+        let ok = parse_json::<IncomingIdentify>(br#"{"user_id":" u-1 ","traits":{"plan":"pro"}}"#).unwrap();
+        let valid = validate_identify(ok, LIMITS).unwrap();
+        assert_eq!((valid.user_id.as_str(), valid.traits.len()), ("u-1", 1));
+        let missing = parse_json::<IncomingIdentify>(br#"{"traits":{}}"#).unwrap();
+        assert!(
+            matches!(validate_identify(missing, LIMITS), Err(IngestError::BadField { field, .. }) if field == "user_id")
+        );
+        let nested = parse_json::<IncomingIdentify>(br#"{"user_id":"u","traits":{"a":[1]}}"#).unwrap();
+        assert!(
+            matches!(validate_identify(nested, LIMITS), Err(IngestError::BadField { field, .. }) if field == "traits.a")
+        );
     }
 
     #[test]

@@ -8,25 +8,34 @@ use tidemark_shared::keys::Keys;
 
 /// KEYS: stream, session key under today's visitor id, session key under yesterday's.
 /// ARGV: max stream length (0 skips the check), session ttl ms, candidate session id, today's visitor id,
-///       yesterday's visitor id, job kind, job JSON.
-/// Returns the entry id, the session id and the visitor id the event was filed under.
+///       yesterday's visitor id, job kind, job JSON, user id to link to the session ("" for none).
+/// The session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events
+/// of the session then carry that user (field `u`) without the site repeating it.
+/// Returns the entry id, the session id and the visitor id the job was filed under.
 const INGEST_LUA: &str = r#"
 if ARGV[1] ~= '0' and redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
   return redis.error_reply('TMFULL ingest stream is full')
 end
 local key, visitor = KEYS[2], ARGV[4]
-local sid = redis.call('GET', key)
-if not sid and KEYS[3] ~= KEYS[2] then
+local value = redis.call('GET', key)
+if not value and KEYS[3] ~= KEYS[2] then
   local prev = redis.call('GET', KEYS[3])
-  if prev then sid, key, visitor = prev, KEYS[3], ARGV[5] end
+  if prev then value, key, visitor = prev, KEYS[3], ARGV[5] end
 end
-if sid then
-  redis.call('PEXPIRE', key, ARGV[2])
+local sid, uid = ARGV[3], ''
+if value then
+  local sep = string.find(value, ':', 1, true)
+  if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
+end
+if ARGV[8] ~= '' then uid = ARGV[8] end
+if uid ~= '' then value = sid .. ':' .. uid else value = sid end
+redis.call('SET', key, value, 'PX', ARGV[2])
+local id
+if uid ~= '' then
+  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[6], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[7])
 else
-  sid = ARGV[3]
-  redis.call('SET', key, sid, 'PX', ARGV[2])
+  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[6], 's', sid, 'v', visitor, 'j', ARGV[7])
 end
-local id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[6], 's', sid, 'v', visitor, 'j', ARGV[7])
 return {id, sid, visitor}
 "#;
 
@@ -40,6 +49,8 @@ pub struct OutgoingJob {
     pub visitor_yesterday: u64,
     pub session_candidate: u64,
     pub json: String,
+    /// Set by `/v1/identify`: the user the visitor's session belongs to from now on.
+    pub link_user: Option<String>,
 }
 
 /// Where the script filed a job.
@@ -110,7 +121,8 @@ impl Queue {
                 .arg(job.visitor_today)
                 .arg(job.visitor_yesterday)
                 .arg(job.kind.as_str())
-                .arg(&job.json);
+                .arg(&job.json)
+                .arg(job.link_user.as_deref().unwrap_or(""));
         }
         pipe.query_async::<Vec<Value>>(&mut **conn).await.map_err(unavailable)
     }

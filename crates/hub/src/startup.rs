@@ -1,10 +1,16 @@
 //! Building and running the hub: `build` binds nothing itself, it takes a listener, so tests bind port 0.
 
 use crate::HubConfig;
+use crate::agent::UaClassifier;
+use crate::client_ip::TrustedProxies;
+use crate::config::split_list;
+use crate::geo::GeoDb;
 use crate::identity::Salts;
 use crate::ingest::{self, IngestState};
 use crate::payload::Limits;
 use crate::queue::Queue;
+use crate::rate_limit::RateLimiter;
+use crate::referrers::Referrers;
 use crate::tokens::TokenStore;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -29,20 +35,33 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
         salts: Salts::new(pg),
         queue: Queue::new(redis, keys, config.max_stream_len, config.session_timeout_secs * 1000),
+        limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        agents: UaClassifier::new(),
+        geo: GeoDb::open_configured(&config.geo_database),
+        referrers: Referrers::new(),
+        proxies: TrustedProxies::parse(&split_list(&config.trusted_proxies)).map_err(anyhow::Error::msg)?,
+        excluded: TrustedProxies::parse(&split_list(&config.excluded_cidrs)).map_err(anyhow::Error::msg)?,
         limits: Limits { max_props_bytes: config.max_props_bytes },
         max_body_bytes: config.max_body_bytes,
         max_batch: config.max_batch,
         max_event_age_ms: (config.max_event_age_secs * 1000) as i64,
     });
     let metrics = crate::metrics::handle();
+    tokio::spawn(crate::tokens::follow_invalidations(
+        config.redis_url.expose().clone(),
+        config.key_prefix.clone(),
+        state.clone().into_inner(),
+    ));
 
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route("/v1/event", web::post().to(ingest::post_event))
             .route("/v1/batch", web::post().to(ingest::post_batch))
+            .route("/v1/identify", web::post().to(ingest::post_identify))
             .route("/v1/event", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
             .route("/v1/batch", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
+            .route("/v1/identify", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(move || async move { HttpResponse::Ok().body(metrics.render()) }))

@@ -89,8 +89,45 @@ impl TokenStore {
         Ok(row.map(|(id, domains)| Arc::new(Project { id, domains })))
     }
 
+    pub fn invalidate_all(&self) {
+        self.cache.write().expect("token cache lock").clear();
+    }
+
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Listens for revoked or rotated tokens announced by the app and drops them from `store`'s cache. Runs until the
+/// process ends, reconnecting with a pause when Redis goes away; after each (re)connect the whole cache is dropped,
+/// since announcements made while disconnected were missed.
+pub async fn follow_invalidations<S: AsRef<TokenStore>>(redis_url: String, prefix: String, store: Arc<S>) {
+    use futures_util::StreamExt;
+    let channel = tidemark_shared::pubsub::token_channel(&prefix);
+    loop {
+        let subscribed = async {
+            let client = tidemark_shared::redis::client(&redis_url)?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            anyhow::Ok(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(mut pubsub) => {
+                store.as_ref().as_ref().invalidate_all();
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    match message.get_payload::<String>() {
+                        Ok(token) if token == "*" => store.as_ref().as_ref().invalidate_all(),
+                        Ok(token) => store.as_ref().as_ref().invalidate(&token),
+                        Err(_) => store.as_ref().as_ref().invalidate_all(),
+                    }
+                }
+                tracing::warn!("Token invalidation channel closed; resubscribing.");
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "Cannot follow token invalidations yet; retrying."),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -107,6 +144,22 @@ mod tests {
         assert!(!p.allows_origin("https://example.com.evil.io"));
         assert!(!p.allows_origin("null"));
         assert!(Project { id: Uuid::nil(), domains: vec![] }.allows_origin("https://any.io"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_short_url_safe_tokens_are_looked_up(token in "\\PC{0,140}") {
+            let plausible = plausible_token(&token);
+            let shaped = (8..=128).contains(&token.len())
+                && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(plausible, shaped);
+        }
+
+        #[test]
+        fn origin_checks_never_panic(origin in "\\PC{0,80}", domain in "[a-z.*-]{0,20}") {
+            let p = Project { id: Uuid::nil(), domains: vec![domain] };
+            let _ = p.allows_origin(&origin);
+        }
     }
 
     #[test]

@@ -62,4 +62,39 @@ mod tests {
         assert_eq!(p.utm_campaign, "fall sale");
         assert_eq!(p.utm_term, "");
     }
+
+    #[test]
+    fn the_first_utm_value_wins_and_long_ones_are_cut() {
+        let long = "x".repeat(400);
+        let url = Url::parse(&format!("https://a.io/?utm_source=one&utm_source=two&utm_term={long}")).unwrap();
+        let p = page_parts(&url);
+        assert_eq!(p.utm_source, "one");
+        assert_eq!(p.utm_term.chars().count(), MAX_UTM);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_keeps_the_path(path in "(/[a-zA-Z0-9%._~-]{0,12}){0,4}", query in "[ -~]{0,80}") {
+            if let Ok(url) = Url::parse(&format!("https://www.Example.org{path}?{query}")) {
+                let p = page_parts(&url);
+                proptest::prop_assert_eq!(p.host, "example.org");
+                proptest::prop_assert_eq!(p.path, url.path());
+                proptest::prop_assert!(p.utm_source.chars().count() <= MAX_UTM);
+            }
+        }
+
+        #[test]
+        fn utm_values_round_trip(value in "[a-zA-Z0-9 _.-]{1,60}") {
+            let mut url = Url::parse("https://a.io/x").unwrap();
+            url.query_pairs_mut().append_pair("utm_campaign", &value);
+            proptest::prop_assert_eq!(page_parts(&url).utm_campaign, value.trim());
+        }
+
+        #[test]
+        fn normalized_hosts_are_lower_case_without_www(host in "(www\\.)?[a-zA-Z][a-zA-Z0-9-]{0,15}(\\.[a-zA-Z]{2,6}){1,2}") {
+            let n = normalize_host(&host);
+            proptest::prop_assert_eq!(n.clone(), n.to_ascii_lowercase());
+            proptest::prop_assert!(!n.starts_with("www."));
+        }
+    }
 }

@@ -11,6 +11,8 @@ use tidemark_worker::consumer::Consumer;
 use tidemark_worker::events_sink::EventsSink;
 use tidemark_worker::runner::{Engine, EngineSettings, Outcome};
 
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
+
 struct TestHub {
     env: TestEnv,
     base: String,
@@ -31,7 +33,9 @@ async fn spawn_hub_with(tweak: impl FnOnce(&mut HubConfig)) -> TestHub {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hub = tidemark_hub::build(config, listener).await.expect("hub starts");
     tokio::spawn(hub.server);
-    TestHub { env, base: format!("http://127.0.0.1:{}", hub.port), http: reqwest::Client::new() }
+    // A browser's user agent by default: requests without one are bots and are not queued.
+    let http = reqwest::Client::builder().user_agent(FIREFOX).build().unwrap();
+    TestHub { env, base: format!("http://127.0.0.1:{}", hub.port), http }
 }
 
 async fn spawn_hub() -> TestHub {
@@ -56,6 +60,24 @@ impl TestHub {
         let status = resp.status();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    async fn post_with(&self, path: &str, token: &str, body: String, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
+            )
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
     }
 
     async fn engine(&self) -> Engine<EventsSink> {
@@ -128,7 +150,7 @@ async fn a_pageview_reaches_clickhouse() {
     assert_eq!(row.project, project.to_string());
     assert_eq!((row.kind.as_str(), row.host.as_str(), row.path.as_str()), ("pageview", "example.com", "/pricing"));
     assert_eq!(row.title, "Pricing");
-    assert_eq!((row.referrer_host.as_str(), row.referrer_source.as_str()), ("news.ycombinator.com", "referral"));
+    assert_eq!((row.referrer_host.as_str(), row.referrer_source.as_str()), ("news.ycombinator.com", "social"));
     assert_eq!((row.utm_source.as_str(), row.utm_campaign.as_str()), ("newsletter", "fall"));
     assert_eq!(row.prop_keys, vec!["plan", "seats"]);
     assert_eq!(row.prop_values, vec!["pro", "3"]);
@@ -246,4 +268,185 @@ async fn health_and_metrics_answer() {
     hub.post("/v1/event", Some(&token), json!({"type":"pageview","url":"https://a.io/"}).to_string()).await;
     let metrics = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tidemark_hub_events_accepted_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn golden_payloads_get_their_answers() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    let cases: Vec<Value> = serde_json::from_str(include_str!("data/golden.json")).unwrap();
+    let mut queued = 0;
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let body = case["body"].to_string().replace("REPEAT_9000", &"x".repeat(9000));
+        let (status, answer) = hub.post(case["path"].as_str().unwrap(), Some(&token), body).await;
+        assert_eq!(status.as_u16() as u64, case["status"].as_u64().unwrap(), "{name}: {answer}");
+        if let Some(field) = case.get("field") {
+            assert_eq!(&answer["field"], field, "{name}: {answer}");
+        }
+        if let Some(n) = case.get("accepted") {
+            assert_eq!(&answer["accepted"], n, "{name}");
+            queued += n.as_u64().unwrap();
+        }
+    }
+    // Identify jobs are queued too but are not event rows.
+    let mut conn = hub.env.redis().await;
+    let len: u64 = redis::cmd("XLEN").arg(hub.env.keys.stream(0)).query_async(&mut conn).await.unwrap();
+    assert_eq!(len, queued, "every accepted golden payload is one stream entry");
+    assert_eq!(hub.drain().await as u64, queued - 1);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once() {
+    let hub = spawn_hub_with(|c| c.token_cache_ttl_secs = 3600).await;
+    let created = tidemark_app_project(&hub).await;
+    let pageview = json!({"type": "pageview", "url": "https://a.io/"}).to_string();
+    assert_eq!(hub.post("/v1/event", Some(&created), pageview.clone()).await.0, StatusCode::ACCEPTED);
+    sqlx::query("UPDATE ingest_tokens SET revoked_at = now() WHERE token = $1")
+        .bind(&created)
+        .execute(&hub.env.pg)
+        .await
+        .unwrap();
+    // Cached for an hour, yet the announcement makes the hub forget it within moments.
+    tidemark_shared::pubsub::announce_token_change(&hub.env.stores.redis_url, &hub.env.key_prefix, &created)
+        .await
+        .unwrap();
+    let mut status = StatusCode::ACCEPTED;
+    for _ in 0..50 {
+        status = hub.post("/v1/event", Some(&created), pageview.clone()).await.0;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn tidemark_app_project(hub: &TestHub) -> String {
+    // Give the hub's subscriber a moment to subscribe before anything is announced.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hub.env.project(&[]).await.1
+}
+
+#[tokio::test]
+async fn a_flooding_project_gets_429_with_retry_after() {
+    let hub = spawn_hub_with(|c| {
+        c.rate_limit_per_sec = 1;
+        c.rate_limit_burst = 3;
+    })
+    .await;
+    let (_, token) = hub.env.project(&[]).await;
+    let batch = json!([{"type": "pageview", "url": "https://a.io/"}, {"type": "pageview", "url": "https://a.io/b"}]);
+    assert_eq!(hub.post("/v1/batch", Some(&token), batch.to_string()).await.0, StatusCode::ACCEPTED);
+    let resp = hub
+        .http
+        .post(format!("{}/v1/batch", hub.base))
+        .bearer_auth(&token)
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "rate_limited");
+    assert_eq!(hub.drain().await, 2);
+}
+
+#[tokio::test]
+async fn bots_and_prefetches_get_202_but_are_not_queued() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    let pageview = json!({"type": "pageview", "url": "https://a.io/"}).to_string();
+    for ua in ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0", ""] {
+        let resp = hub
+            .http
+            .post(format!("{}/v1/event", hub.base))
+            .bearer_auth(&token)
+            .header("user-agent", ua)
+            .body(pageview.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{ua}");
+        assert_eq!(resp.json::<Value>().await.unwrap(), json!({"accepted": 1}));
+    }
+    let (status, _) =
+        hub.post_with("/v1/event", &token, pageview.clone(), &[("sec-purpose", "prefetch;prerender")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(hub.drain().await, 0, "nothing from bots or prefetches reaches ClickHouse");
+    let metrics = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("tidemark_hub_events_dropped_total") && l.contains("cause=\"bot\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l.starts_with("tidemark_hub_events_dropped_total") && l.contains("cause=\"prefetch\"")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn enrichment_fills_agent_source_and_forwarded_ip_behind_a_trusted_proxy() {
+    let hub = spawn_hub_with(|c| c.trusted_proxies = "127.0.0.1".into()).await;
+    let (_, token) = hub.env.project(&[]).await;
+    let body = json!({"type": "pageview", "url": "https://shop.io/?utm_source=google&utm_medium=cpc", "referrer": "https://www.google.com/"}).to_string();
+    let (status, _) = hub.post_with("/v1/event", &token, body.clone(), &[("x-forwarded-for", "198.51.100.7")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Same browser, another forwarded client: another visitor.
+    let (status, _) = hub.post_with("/v1/event", &token, body, &[("x-forwarded-for", "198.51.100.8")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(hub.drain().await, 2);
+    #[derive(Debug, serde::Deserialize, clickhouse::Row)]
+    struct Seen {
+        browser: String,
+        os: String,
+        device: String,
+        referrer_source: String,
+        visitors: u64,
+    }
+    let seen: Seen = hub
+        .env
+        .ch
+        .client
+        .query("SELECT any(browser) AS browser, any(os) AS os, any(device) AS device, any(referrer_source) AS referrer_source, uniqExact(visitor_id) AS visitors FROM events")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!((seen.browser.as_str(), seen.os.as_str(), seen.device.as_str()), ("Chrome", "Linux", "desktop"));
+    assert_eq!(seen.referrer_source, "paid");
+    assert_eq!(seen.visitors, 2, "the forwarded address, not the proxy's, identifies the visitor");
+}
+
+#[tokio::test]
+async fn identify_links_the_session_to_the_user() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    let view = |path: &str| json!({"type": "pageview", "url": format!("https://a.io{path}")}).to_string();
+    assert_eq!(hub.post("/v1/event", Some(&token), view("/before")).await.0, StatusCode::ACCEPTED);
+    let (status, _) = hub
+        .post("/v1/identify", Some(&token), json!({"user_id": "user-7", "traits": {"plan": "pro"}}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(hub.post("/v1/event", Some(&token), view("/after")).await.0, StatusCode::ACCEPTED);
+    assert_eq!(hub.drain().await, 2);
+    let rows: Vec<(String, String)> =
+        hub.env.ch.client.query("SELECT path, user_id FROM events ORDER BY ts, millis").fetch_all().await.unwrap();
+    assert_eq!(rows, vec![("/before".to_owned(), String::new()), ("/after".to_owned(), "user-7".to_owned())]);
+}
+
+#[tokio::test]
+async fn preflight_allows_the_browser_to_post() {
+    let hub = spawn_hub().await;
+    let resp = hub
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/event", hub.base))
+        .header("origin", "https://example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "https://example.com");
+    assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
 }

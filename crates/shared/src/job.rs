@@ -1,14 +1,18 @@
 //! Jobs on the ingest stream, defined once for the hub that writes them and the workers that read them.
 //!
-//! A stream entry has three fields: `k` (the job kind with its version, e.g. `event.v1`), `s` (the session id
-//! the hub's ingest script assigned, decimal) and `j` (the job as JSON). A new layout gets a new kind, so workers
-//! of different versions can share a stream during a rolling upgrade.
+//! A stream entry has the fields `k` (the job kind with its version, e.g. `event.v1`), `s` (the session id the
+//! hub's ingest script assigned, decimal), `v` (the visitor id the script filed it under, decimal), `u` (only when
+//! an identify linked the session to a user: that user id) and `j` (the job as JSON). The script's `s`, `v` and
+//! `u` are authoritative over the JSON. A new layout gets a new kind, so workers of different versions can share
+//! a stream during a rolling upgrade.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub const FIELD_KIND: &str = "k";
 pub const FIELD_SESSION: &str = "s";
+pub const FIELD_VISITOR: &str = "v";
+pub const FIELD_USER: &str = "u";
 pub const FIELD_JOB: &str = "j";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod job;
 pub mod keys;
 pub mod postgres;
+pub mod pubsub;
 pub mod queries;
 pub mod redis;
 pub mod secret;

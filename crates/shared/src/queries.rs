@@ -34,6 +34,15 @@ pub const EVENT_COLUMNS: &str = "project_id, event_id, type, name, ts, millis, r
     utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, screen_width, \
     duration_ms, prop_keys, prop_values";
 
+/// Columns the sessions worker writes into `session_input`, in the order of its row type.
+pub const SESSION_INPUT_COLUMNS: &str = "project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, \
+    path, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, \
+    country, region, city, browser, browser_version, os, os_version, device";
+
+/// Columns the devices worker writes into `device_input`, in the order of its row type.
+pub const DEVICE_INPUT_COLUMNS: &str =
+    "project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms";
+
 /// The ClickHouse migration runner's ledger (see `ch_migrations`).
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS tidemark_migrations (version UInt32, name String, \
     checksum String, applied_at DateTime('UTC')) ENGINE = MergeTree() ORDER BY version";
@@ -64,6 +73,121 @@ pub const CATALOG: &[CatalogQuery] = &[
               AND ts < toDateTime(?, 'UTC')",
         samples: &["toUUID('00000000-0000-0000-0000-000000000001')", "1700000000", "1800000000"],
     },
+    // What the workers write through (`LIMIT 0` proves the columns exist with these names on both versions).
+    CatalogQuery {
+        name: "sessions.insert_shape",
+        sql: "SELECT project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, path, referrer, \
+              referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, country, \
+              region, city, browser, browser_version, os, os_version, device FROM session_input LIMIT 0",
+        samples: &[],
+    },
+    CatalogQuery {
+        name: "devices.insert_shape",
+        sql: "SELECT project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms \
+              FROM device_input LIMIT 0",
+        samples: &[],
+    },
+    // The app's query shapes. Each one is immune to duplicates left by redelivery: the events table is counted by
+    // distinct event id (or read FINAL), sessions and devices are read through their idempotent aggregate states.
+    // Bindings: project id as text, then the range as Unix seconds (events) or milliseconds (sessions, devices).
+    CatalogQuery {
+        name: "events.totals",
+        sql: "SELECT uniqExactIf(event_id, type = 'pageview') AS pageviews, uniqExact(visitor_id) AS visitors, \
+              uniqExact(session_id) AS sessions, uniqExact(event_id) AS events FROM events \
+              WHERE project_id = toUUID(?) AND ts >= toDateTime(?, 'UTC') AND ts < toDateTime(?, 'UTC')",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "1800000000"],
+    },
+    CatalogQuery {
+        name: "events.top_pages",
+        sql: "SELECT path, uniqExact(event_id) AS pageviews, uniqExact(visitor_id) AS visitors FROM events \
+              WHERE project_id = toUUID(?) AND type = 'pageview' AND ts >= toDateTime(?, 'UTC') \
+              AND ts < toDateTime(?, 'UTC') GROUP BY path ORDER BY pageviews DESC, path LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "1800000000", "10"],
+    },
+    CatalogQuery {
+        name: "events.hourly",
+        sql: "SELECT toStartOfHour(ts) AS hour, uniqExactIf(event_id, type = 'pageview') AS pageviews, \
+              uniqExact(visitor_id) AS visitors FROM events WHERE project_id = toUUID(?) \
+              AND ts >= toDateTime(?, 'UTC') AND ts < toDateTime(?, 'UTC') GROUP BY hour ORDER BY hour",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "1800000000"],
+    },
+    CatalogQuery {
+        name: "events.recent",
+        sql: "SELECT toString(event_id) AS id, type AS kind, name, path, ts, millis FROM events FINAL \
+              WHERE project_id = toUUID(?) AND ts >= toDateTime(?, 'UTC') ORDER BY ts DESC, millis DESC, id LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "50"],
+    },
+    CatalogQuery {
+        name: "sessions.list",
+        sql: "SELECT session_id, maxMerge(visitor_id) AS visitor, argMaxIfMerge(user_id) AS user, \
+              minMerge(start_ms) AS first_ms, maxMerge(end_ms) AS last_ms, intDiv(last_ms - first_ms, 1000) AS duration_s, \
+              uniqExactMerge(events) AS n_events, uniqExactIfMerge(pageviews) AS n_pageviews, \
+              uniqExactIfMerge(interactions) AS n_interactions, n_pageviews = 1 AND n_interactions = 0 AS bounce, \
+              argMinIfMerge(entry_page) AS entry_path, argMaxIfMerge(exit_page) AS exit_path, \
+              argMinMerge(referrer_host) AS first_referrer_host, argMinMerge(referrer_source) AS first_source, \
+              argMinMerge(utm_source) AS first_utm_source, argMinMerge(utm_campaign) AS first_utm_campaign, \
+              argMinMerge(country) AS first_country, argMinMerge(browser) AS first_browser, \
+              argMinMerge(os) AS first_os, argMinMerge(device) AS first_device FROM sessions \
+              WHERE project_id = toUUID(?) GROUP BY session_id HAVING first_ms >= ? AND first_ms < ? \
+              ORDER BY first_ms, session_id LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "100"],
+    },
+    CatalogQuery {
+        name: "sessions.summary",
+        sql: "SELECT count() AS sessions, countIf(n_pageviews = 1 AND n_interactions = 0) AS bounces, \
+              countIf(n_pageviews = 1 AND n_interactions = 0) / count() AS bounce_rate, \
+              avg(intDiv(last_ms - first_ms, 1000)) AS avg_duration_s FROM (SELECT session_id, \
+              minMerge(start_ms) AS first_ms, maxMerge(end_ms) AS last_ms, uniqExactIfMerge(pageviews) AS n_pageviews, \
+              uniqExactIfMerge(interactions) AS n_interactions FROM sessions WHERE project_id = toUUID(?) \
+              GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) AS s",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
+    CatalogQuery {
+        name: "sessions.entry_pages",
+        sql: "SELECT entry_path, count() AS sessions FROM (SELECT session_id, minMerge(start_ms) AS first_ms, \
+              argMinIfMerge(entry_page) AS entry_path FROM sessions WHERE project_id = toUUID(?) GROUP BY session_id \
+              HAVING first_ms >= ? AND first_ms < ?) AS s WHERE entry_path != '' \
+              GROUP BY entry_path ORDER BY sessions DESC, entry_path LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
+    },
+    CatalogQuery {
+        name: "sessions.exit_pages",
+        sql: "SELECT exit_path, count() AS sessions FROM (SELECT session_id, minMerge(start_ms) AS first_ms, \
+              argMaxIfMerge(exit_page) AS exit_path FROM sessions WHERE project_id = toUUID(?) GROUP BY session_id \
+              HAVING first_ms >= ? AND first_ms < ?) AS s WHERE exit_path != '' \
+              GROUP BY exit_path ORDER BY sessions DESC, exit_path LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
+    },
+    CatalogQuery {
+        name: "sessions.sources",
+        sql: "SELECT first_source, first_referrer_host, count() AS sessions FROM (SELECT session_id, \
+              minMerge(start_ms) AS first_ms, argMinMerge(referrer_source) AS first_source, \
+              argMinMerge(referrer_host) AS first_referrer_host FROM sessions WHERE project_id = toUUID(?) \
+              GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) AS s \
+              GROUP BY first_source, first_referrer_host ORDER BY sessions DESC, first_source, first_referrer_host LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
+    },
+    CatalogQuery {
+        name: "devices.list",
+        sql: "SELECT device_id, visitor_id, browser, browser_version, os, os_version, device, \
+              minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices \
+              WHERE project_id = toUUID(?) GROUP BY device_id, visitor_id, browser, browser_version, os, os_version, \
+              device ORDER BY first_ms, device_id LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "100"],
+    },
+    CatalogQuery {
+        name: "devices.by_type",
+        sql: "SELECT device, count() AS n_devices FROM (SELECT device_id, device, minMerge(first_seen_ms) AS first_ms, \
+              maxMerge(last_seen_ms) AS last_ms FROM devices WHERE project_id = toUUID(?) GROUP BY device_id, device \
+              HAVING last_ms >= ? AND first_ms < ?) AS d GROUP BY device ORDER BY n_devices DESC, device",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
+    CatalogQuery {
+        name: "devices.new",
+        sql: "SELECT count() AS n_devices FROM (SELECT device_id, minMerge(first_seen_ms) AS first_ms FROM devices \
+              WHERE project_id = toUUID(?) GROUP BY device_id HAVING first_ms >= ? AND first_ms < ?) AS d",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
 ];
 
 /// A catalog query by name; the services take their SQL from here so the compatibility run checks what runs.
@@ -84,10 +208,15 @@ mod tests {
     }
 
     #[test]
-    fn insert_shape_lists_the_event_columns() {
-        let shape = CATALOG.iter().find(|q| q.name == "events.insert_shape").unwrap();
-        let flat: String = shape.sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        let cols: String = EVENT_COLUMNS.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(flat.contains(&cols));
+    fn insert_shapes_list_the_worker_columns() {
+        for (name, columns) in [
+            ("events.insert_shape", EVENT_COLUMNS),
+            ("sessions.insert_shape", SESSION_INPUT_COLUMNS),
+            ("devices.insert_shape", DEVICE_INPUT_COLUMNS),
+        ] {
+            let flat: String = by_name(name).sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            let cols: String = columns.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&cols), "{name}");
+        }
     }
 }

@@ -12,6 +12,8 @@ use tidemark_shared::clickhouse::{ClickHouse, Endpoint};
 use tidemark_shared::keys::Keys;
 use tokio::sync::OnceCell;
 
+pub mod private_clickhouse;
+
 /// Where the shared local stack answers.
 #[derive(Debug, Clone)]
 pub struct Stores {

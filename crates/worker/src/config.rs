@@ -22,6 +22,15 @@ pub struct WorkerConfig {
     pub consumer_name: String,
     /// Longest a graceful shutdown waits for the batch in flight.
     pub shutdown_timeout_secs: u64,
+    /// An entry pending this long without its consumer touching it is taken over (XAUTOCLAIM): its consumer died.
+    /// Should exceed the longest pause between two touches of a live worker ([`WorkerConfig::safe_claim_idle_ms`]);
+    /// shorter only costs duplicate inserts, which no query sees, so it is a warning, not an error.
+    pub claim_idle_ms: u64,
+    /// After this many deliveries without success (each one a consumer that died holding the entry) the entry is
+    /// moved to the dead-letter stream instead of being tried again.
+    pub max_deliveries: u64,
+    /// `HOST:PORT` serving Prometheus text on `/metrics`; empty disables it, port 0 picks a free one.
+    pub worker_metrics_listen: String,
 }
 
 impl Default for WorkerConfig {
@@ -36,6 +45,9 @@ impl Default for WorkerConfig {
             batch_max_wait_ms: 1000,
             consumer_name: String::new(),
             shutdown_timeout_secs: 30,
+            claim_idle_ms: 120_000,
+            max_deliveries: 5,
+            worker_metrics_listen: String::new(),
         }
     }
 }
@@ -48,11 +60,26 @@ impl Validate for WorkerConfig {
         require_positive("stream_shards", u64::from(self.stream_shards))?;
         require_positive("batch_size", self.batch_size as u64)?;
         require_positive("batch_max_wait_ms", self.batch_max_wait_ms)?;
+        require_positive("max_deliveries", self.max_deliveries)?;
+        require_positive("claim_idle_ms", self.claim_idle_ms)?;
+        if !self.worker_metrics_listen.is_empty() {
+            self.worker_metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| ConfigError::invalid("worker_metrics_listen", format!("not a socket address ({e})")))?;
+        }
         Ok(())
     }
 }
 
 impl WorkerConfig {
+    /// A live worker touches its entries at least once per batch wait, and while retrying once per back-off pause
+    /// plus one insert attempt: below twice that, a second worker could take over a healthy worker's batch.
+    pub fn safe_claim_idle_ms(&self) -> u64 {
+        let retry_cycle =
+            crate::runner::MAX_BACKOFF + crate::sink::INSERT_SEND_TIMEOUT + crate::sink::INSERT_END_TIMEOUT;
+        self.batch_max_wait_ms.max(retry_cycle.as_millis() as u64) * 2
+    }
+
     pub fn consumer_name(&self) -> String {
         if !self.consumer_name.is_empty() {
             return self.consumer_name.clone();
@@ -64,5 +91,25 @@ impl WorkerConfig {
             std::process::id(),
             rand::random::<u16>()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        WorkerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let config = WorkerConfig { claim_idle_ms: 0, ..WorkerConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`claim_idle_ms`"));
+        let defaults = WorkerConfig::default();
+        assert!(defaults.claim_idle_ms >= defaults.safe_claim_idle_ms());
+        let config = WorkerConfig { worker_metrics_listen: "nope".into(), ..WorkerConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("`worker_metrics_listen`"));
     }
 }

@@ -1,11 +1,30 @@
-//! The Redis side of a worker: its consumer group on every shard stream, reads, acks and dead letters.
+//! The Redis side of a worker: its consumer group on every shard stream, reads, take-overs of entries left by
+//! dead consumers, acks and dead letters.
 
 use anyhow::Context;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use redis::streams::StreamReadReply;
-use std::collections::HashMap;
+use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
+use std::collections::{HashMap, HashSet};
 use tidemark_shared::keys::Keys;
+
+/// Resets the idle time of the entries this consumer still owns (XCLAIM JUSTID does not count a delivery) and
+/// returns their ids. Entries another consumer took over meanwhile are left alone: they are its job now.
+/// KEYS: stream. ARGV: group, consumer, ids...
+const KEEP_LUA: &str = r#"
+local kept = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then kept[#kept + 1] = ARGV[i] end
+end
+for first = 1, #kept, 500 do
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for i = first, math.min(first + 499, #kept) do args[#args + 1] = kept[i] end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return kept
+"#;
 
 /// One stream entry as delivered to this consumer.
 #[derive(Debug, Clone)]
@@ -13,6 +32,8 @@ pub struct Entry {
     pub shard: u16,
     pub id: String,
     pub fields: HashMap<String, Value>,
+    /// How many times the group handed this entry out, this delivery included.
+    pub deliveries: u64,
 }
 
 impl Entry {
@@ -30,13 +51,27 @@ pub struct Consumer {
     keys: Keys,
     group: &'static str,
     name: String,
+    /// Where the next XAUTOCLAIM scan of each shard's pending list starts.
+    claim_cursors: Vec<String>,
+    keep_script: redis::Script,
+}
+
+/// The group's backlog on all shards, from XINFO GROUPS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupLag {
+    /// Entries in the streams not yet delivered to the group.
+    pub lag: u64,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
 }
 
 impl Consumer {
     pub async fn connect(redis_url: &str, keys: Keys, group: &'static str, name: String) -> anyhow::Result<Self> {
         let client = tidemark_shared::redis::client(redis_url)?;
         let conn = tidemark_shared::redis::connect(&client).await?;
-        let mut consumer = Self { conn, keys, group, name };
+        let claim_cursors = vec!["0-0".to_owned(); usize::from(keys.shards())];
+        let keep_script = redis::Script::new(KEEP_LUA);
+        let mut consumer = Self { conn, keys, group, name, claim_cursors, keep_script };
         consumer.ensure_groups().await?;
         Ok(consumer)
     }
@@ -100,13 +135,91 @@ impl Consumer {
         let mut out = Vec::new();
         for key in keys {
             let shard = self.shard_of(&key.key);
-            out.extend(key.ids.into_iter().map(|id| Entry { shard, id: id.id, fields: id.map }));
+            out.extend(key.ids.into_iter().map(|id| Entry { shard, id: id.id, fields: id.map, deliveries: 1 }));
         }
         out
     }
 
     fn shard_of(&self, stream: &str) -> u16 {
         self.keys.streams().find(|(_, s)| s == stream).map(|(n, _)| n).unwrap_or(0)
+    }
+
+    /// Takes over up to `count` entries that other consumers (dead ones, as a live worker touches its entries far
+    /// more often than `min_idle_ms`) left pending that long, with their delivery counts (this delivery included).
+    pub async fn claim_stale(&mut self, min_idle_ms: u64, count: usize) -> redis::RedisResult<Vec<Entry>> {
+        let mut out = Vec::new();
+        for shard in 0..self.keys.shards() {
+            if out.len() >= count {
+                break;
+            }
+            let stream = self.keys.stream(shard);
+            let cursor = &self.claim_cursors[usize::from(shard)];
+            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+                .arg(&stream)
+                .arg(self.group)
+                .arg(&self.name)
+                .arg(min_idle_ms)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(count - out.len())
+                .query_async(&mut self.conn)
+                .await?;
+            self.claim_cursors[usize::from(shard)] = reply.next_stream_id;
+            if reply.claimed.is_empty() {
+                continue;
+            }
+            let deliveries = self.delivery_counts(&stream, &reply.claimed).await?;
+            out.extend(reply.claimed.into_iter().map(|id| Entry {
+                shard,
+                deliveries: deliveries.get(&id.id).copied().unwrap_or(1),
+                id: id.id,
+                fields: id.map,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn delivery_counts(
+        &mut self,
+        stream: &str,
+        claimed: &[redis::streams::StreamId],
+    ) -> redis::RedisResult<HashMap<String, u64>> {
+        let (first, last) = match (claimed.first(), claimed.last()) {
+            (Some(first), Some(last)) => (first.id.clone(), last.id.clone()),
+            _ => return Ok(HashMap::new()),
+        };
+        let reply: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(self.group)
+            .arg(first)
+            .arg(last)
+            .arg(claimed.len() * 2 + 16)
+            .arg(&self.name)
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(reply.ids.into_iter().map(|p| (p.id, p.times_delivered as u64)).collect())
+    }
+
+    /// Tells the group this consumer is still working on `entries` (so nobody takes them over while an insert is
+    /// being retried) and returns the ids it still owns; the others were taken over and are no longer ours.
+    pub async fn keep(&mut self, entries: &[Entry]) -> redis::RedisResult<HashSet<String>> {
+        let mut kept = HashSet::new();
+        for shard in 0..self.keys.shards() {
+            let ids: Vec<&str> = entries.iter().filter(|e| e.shard == shard).map(|e| e.id.as_str()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut invocation = self.keep_script.key(self.keys.stream(shard));
+            invocation.arg(self.group).arg(&self.name).arg(ids);
+            let ours: Vec<String> = invocation.invoke_async(&mut self.conn).await?;
+            kept.extend(ours);
+        }
+        Ok(kept)
+    }
+
+    /// The group's lag and pending count summed over the shards.
+    pub async fn lag(&mut self) -> redis::RedisResult<GroupLag> {
+        group_lag(&mut self.conn, &self.keys, self.group).await
     }
 
     /// Acknowledges entries, one XACK per shard, in one round trip.
@@ -147,4 +260,21 @@ impl Consumer {
             .query_async::<()>(&mut self.conn)
             .await
     }
+}
+
+/// A group's lag and pending count summed over the shards (XINFO GROUPS; `lag` needs Redis 7). A shard where the
+/// group does not exist yet counts as zero: callers that wait for a drain create the group first.
+pub async fn group_lag(conn: &mut MultiplexedConnection, keys: &Keys, group: &str) -> redis::RedisResult<GroupLag> {
+    let mut total = GroupLag::default();
+    for (_, stream) in keys.streams() {
+        let groups: Vec<HashMap<String, Value>> =
+            redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(conn).await?;
+        let text = |v: &Value| redis::from_redis_value::<String>(v.clone()).ok();
+        let number = |v: Option<&Value>| v.and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0);
+        if let Some(info) = groups.iter().find(|g| g.get("name").and_then(text).is_some_and(|n| n == group)) {
+            total.lag += number(info.get("lag"));
+            total.pending += number(info.get("pending"));
+        }
+    }
+    Ok(total)
 }

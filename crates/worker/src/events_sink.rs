@@ -4,7 +4,7 @@ use crate::consumer::Entry;
 use crate::sink::{Decoded, Sink, SinkError};
 use serde::Serialize;
 use tidemark_shared::clickhouse::ClickHouse;
-use tidemark_shared::job::{EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, JobKind};
+use tidemark_shared::job::{EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
 
@@ -50,7 +50,8 @@ pub struct EventRow {
     pub prop_values: Vec<String>,
 }
 
-/// The ingest script files visitor and session ids beside the job; they are authoritative over the JSON.
+/// The ingest script files session and visitor ids (and a user linked by an identify) beside the job; they are
+/// authoritative over the JSON. Every sink decodes through here, so the three tables agree on them.
 pub fn decode_event(entry: &Entry) -> Result<Option<(EventV1, u64)>, String> {
     let kind = entry.field(FIELD_KIND).ok_or("entry has no kind field")?;
     match JobKind::parse(kind) {
@@ -61,8 +62,11 @@ pub fn decode_event(entry: &Entry) -> Result<Option<(EventV1, u64)>, String> {
     let json = entry.field(FIELD_JOB).ok_or("entry has no job field")?;
     let mut event: EventV1 = serde_json::from_str(json).map_err(|e| format!("undecodable event job: {e}"))?;
     let session = entry.field(FIELD_SESSION).and_then(|s| s.parse().ok()).ok_or("entry has no valid session id")?;
-    if let Some(visitor) = entry.field("v").and_then(|v| v.parse().ok()) {
+    if let Some(visitor) = entry.field(FIELD_VISITOR).and_then(|v| v.parse().ok()) {
         event.visitor_id = visitor;
+    }
+    if let Some(user) = entry.field(FIELD_USER).filter(|u| !u.is_empty()) {
+        event.user_id = user.to_owned();
     }
     Ok(Some((event, session)))
 }
@@ -135,11 +139,7 @@ impl Sink for EventsSink {
     }
 
     async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError> {
-        let mut insert = self.ch.client.insert::<EventRow>("events").await.map_err(SinkError::from_clickhouse)?;
-        for row in rows {
-            insert.write(row).await.map_err(SinkError::from_clickhouse)?;
-        }
-        insert.end().await.map_err(SinkError::from_clickhouse)
+        crate::sink::insert_all(&self.ch, "events", rows).await
     }
 }
 

@@ -3,8 +3,11 @@
 
 pub mod config;
 pub mod consumer;
+pub mod devices_sink;
 pub mod events_sink;
+pub mod metrics;
 pub mod runner;
+pub mod sessions_sink;
 pub mod sink;
 pub mod trim;
 
@@ -36,41 +39,78 @@ pub async fn serve<S: sink::Sink>(config: WorkerConfig, sink: S) -> anyhow::Resu
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let name = config.consumer_name();
     let group = sink.group();
+    if config.claim_idle_ms < config.safe_claim_idle_ms() {
+        tracing::warn!(
+            claim_idle_ms = config.claim_idle_ms,
+            safe = config.safe_claim_idle_ms(),
+            "claim_idle_ms is short: workers may take over batches still being retried (duplicate inserts, which \
+             queries do not see, and wasted work)."
+        );
+    }
+    if !config.worker_metrics_listen.is_empty() {
+        let handle = metrics::handle();
+        let listener = tokio::net::TcpListener::bind(&config.worker_metrics_listen)
+            .await
+            .with_context(|| format!("binding worker_metrics_listen {}", config.worker_metrics_listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "Metrics listening on /metrics.");
+        tokio::spawn(metrics::serve(listener, handle));
+    }
     let consumer = consumer::Consumer::connect(config.redis_url.expose(), keys, group, name.clone())
         .await
         .context("joining the consumer group")?;
     tracing::info!(group, consumer = name, "Worker started.");
-    let settings = runner::EngineSettings {
-        batch_size: config.batch_size,
-        max_wait: Duration::from_millis(config.batch_max_wait_ms),
-    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("Shutdown requested; finishing the batch in flight.");
         let _ = tx.send(true);
     });
-    let trimmer = tokio::spawn(trim_loop(config.clone(), rx.clone()));
-    runner::run(runner::Engine::new(consumer, sink, settings), rx, Duration::from_secs(config.shutdown_timeout_secs))
-        .await?;
-    trimmer.abort();
+    let engine = runner::Engine::new(consumer, sink, runner::EngineSettings::from_config(&config))
+        .with_recovery(runner::Recovery::from_config(&config));
+    let housekeeping = tokio::spawn(housekeeping(config.clone(), group, engine.stats(), rx.clone()));
+    runner::run(engine, rx, Duration::from_secs(config.shutdown_timeout_secs)).await?;
+    housekeeping.abort();
     tracing::info!(group, consumer = name, "Worker stopped.");
     Ok(())
 }
 
-async fn trim_loop(config: WorkerConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Every few seconds: trims what every group processed, publishes the group's lag, logs a one-line summary at
+/// debug level. Failures only skip a round: none of this is on the path of an event.
+async fn housekeeping(
+    config: WorkerConfig,
+    group: &'static str,
+    stats: std::sync::Arc<runner::Stats>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use runner::Stats as S;
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let Ok(client) = tidemark_shared::redis::client(config.redis_url.expose()) else { return };
+    let mut last = (0, 0);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.changed() => return,
         }
-        if let Ok(mut conn) = tidemark_shared::redis::connect(&client).await
-            && let Err(e) = trim::trim_processed(&mut conn, &keys, tidemark_shared::keys::GROUPS).await
-        {
+        let Ok(mut conn) = tidemark_shared::redis::connect(&client).await else { continue };
+        if let Err(e) = trim::trim_processed(&mut conn, &keys, tidemark_shared::keys::GROUPS).await {
             tracing::debug!(error = %e, "Trimming processed entries failed; next round retries.");
         }
+        let lag = consumer::group_lag(&mut conn, &keys, group).await.unwrap_or_default();
+        ::metrics::gauge!(metrics::STREAM_LAG, "group" => group).set(lag.lag as f64);
+        ::metrics::gauge!(metrics::PENDING, "group" => group).set(lag.pending as f64);
+        let (batches, rows) = (S::get(&stats.batches), S::get(&stats.rows));
+        tracing::debug!(
+            group,
+            batches = batches - last.0,
+            rows = rows - last.1,
+            retries = S::get(&stats.retries),
+            dead_lettered = S::get(&stats.dead_lettered),
+            reclaimed = S::get(&stats.reclaimed),
+            lag = lag.lag,
+            pending = lag.pending,
+            "Worker summary (last 5 s)."
+        );
+        last = (batches, rows);
     }
 }
 

@@ -1,6 +1,13 @@
 //! What a worker writes to: one ClickHouse table per worker kind.
 
 use crate::consumer::Entry;
+use std::time::Duration;
+use tidemark_shared::clickhouse::ClickHouse;
+
+/// Bounds on one insert attempt, so a hung server turns into a retry instead of a worker stuck for ever (which
+/// would let another worker take the batch over while this one still holds it).
+pub const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub const INSERT_END_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -50,6 +57,19 @@ pub trait Sink {
     fn decode(&self, entry: &Entry) -> Decoded<Self::Row>;
     /// Writes all rows in one insert.
     async fn write(&self, rows: &[Self::Row]) -> Result<(), SinkError>;
+}
+
+/// Writes `rows` to `table` as one insert (one block, one part per partition).
+pub async fn insert_all<R>(ch: &ClickHouse, table: &str, rows: &[R]) -> Result<(), SinkError>
+where
+    R: clickhouse::RowOwned + clickhouse::RowWrite,
+{
+    let insert = ch.client.insert::<R>(table).await.map_err(SinkError::from_clickhouse)?;
+    let mut insert = insert.with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
+    for row in rows {
+        insert.write(row).await.map_err(SinkError::from_clickhouse)?;
+    }
+    insert.end().await.map_err(SinkError::from_clickhouse)
 }
 
 #[cfg(test)]

@@ -1,0 +1,207 @@
+//! `just bench hub`: the hub under a realistic mix at 64 connections on loopback, against a minimal actix-web
+//! handler that only parses the same bodies, with the same load tool (wrk) in the same run. Prints numbers; it
+//! is not a test and nothing here passes or fails.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tidemark_bench::{process, traffic};
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds of load per server.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// wrk threads (the machine has 2 cores; wrk shares them with the server under test).
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// Share of bot user agents in the mix.
+    #[arg(long, default_value_t = 0.02)]
+    bots: f64,
+}
+
+struct WrkResult {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+    requests: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin_dir = std::env::current_exe()?.parent().context("binary directory")?.to_path_buf();
+    let env = tidemark_testkit::test_env().await;
+    let (_project, token) = env.project(&[]).await;
+
+    let requests = traffic::mix(4000, args.bots);
+    let mean_body = requests.iter().map(|r| r.body.len()).sum::<usize>() / requests.len();
+    let script = std::env::temp_dir().join(format!("tidemark-bench-{}.lua", std::process::id()));
+    std::fs::write(&script, traffic::wrk_script(&requests, &token))?;
+
+    let hub_port = free_port()?;
+    let geo = tidemark_testkit::repo_root().join(".data/geo");
+    let geo_files: Vec<String> = std::fs::read_dir(&geo)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "mmdb"))
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut hub = Command::new(bin_dir.join("hub"))
+        .env("TIDEMARK_HUB_LISTEN", format!("127.0.0.1:{hub_port}"))
+        .env("TIDEMARK_REDIS_URL", &env.stores.redis_url)
+        .env("TIDEMARK_POSTGRES_URL", &env.postgres_url)
+        .env("TIDEMARK_KEY_PREFIX", &env.key_prefix)
+        .env("TIDEMARK_TRUSTED_PROXIES", "127.0.0.1")
+        .env("TIDEMARK_RATE_LIMIT_PER_SEC", "0")
+        .env("TIDEMARK_MAX_STREAM_LEN", "100000000")
+        .env("TIDEMARK_GEO_DATABASE", geo_files.join(","))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting target/release/hub (build it with --release)")?;
+    wait_http(&format!("http://127.0.0.1:{hub_port}/readyz")).await?;
+    // Warm the token cache, the salts and the connections, as a running hub would be.
+    wrk(&script, hub_port, 2, args.connections, args.threads)?;
+    let cpu_before = process::cpu_time(hub.id()).unwrap_or_default();
+    let started = Instant::now();
+    let hub_run = wrk(&script, hub_port, args.seconds, args.connections, args.threads)?;
+    let hub_cpu = process::cpu_time(hub.id()).unwrap_or_default().saturating_sub(cpu_before);
+    let hub_wall = started.elapsed();
+    let hub_rss = process::peak_rss_mib(hub.id()).unwrap_or(0.0);
+    stop(&mut hub);
+
+    let mut conn = env.redis().await;
+    let queued: u64 = redis::cmd("XLEN").arg(env.keys.stream(0)).query_async(&mut conn).await?;
+    let _: () = redis::cmd("DEL").arg(env.keys.stream(0)).query_async(&mut conn).await?;
+
+    let minimal_port = free_port()?;
+    let mut minimal = Command::new(bin_dir.join("minimal-handler"))
+        .arg(format!("127.0.0.1:{minimal_port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting target/release/minimal-handler")?;
+    wait_tcp(minimal_port).await?;
+    wrk(&script, minimal_port, 2, args.connections, args.threads)?;
+    let minimal_run = wrk(&script, minimal_port, args.seconds, args.connections, args.threads)?;
+    stop(&mut minimal);
+    let _ = std::fs::remove_file(&script);
+
+    if hub_run.non_2xx > 0 {
+        bail!("the hub answered {} requests with a non-2xx status", hub_run.non_2xx);
+    }
+    let ratio = hub_run.requests_per_sec / minimal_run.requests_per_sec;
+    println!(
+        "Hub benchmark: {} s per server, {} connections, wrk -t{}, loopback, 2 cores shared with wrk",
+        args.seconds, args.connections, args.threads
+    );
+    println!(
+        "mix: {} distinct requests, {:.0}% bots, mean body {} bytes, geo database: {}",
+        requests.len(),
+        args.bots * 100.0,
+        mean_body,
+        if geo_files.is_empty() { "none" } else { "yes" }
+    );
+    println!();
+    println!("| server | req/s | p50 ms | p99 ms | CPU (cores) | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| hub | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        hub_run.requests_per_sec,
+        hub_run.p50_ms,
+        hub_run.p99_ms,
+        hub_cpu.as_secs_f64() / hub_wall.as_secs_f64(),
+        hub_rss
+    );
+    println!(
+        "| minimal handler | {:.0} | {:.2} | {:.2} | | |",
+        minimal_run.requests_per_sec, minimal_run.p50_ms, minimal_run.p99_ms
+    );
+    println!();
+    println!(
+        "hub / minimal handler: {:.1}% (target >= 50%); hub p99 {:.2} ms (target <= 5 ms)",
+        ratio * 100.0,
+        hub_run.p99_ms
+    );
+    println!("hub requests {} -> stream entries {} (bots are answered 202 and not queued)", hub_run.requests, queued);
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_http(url: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{url} did not become ready")
+}
+
+async fn wait_tcp(port: u16) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("port {port} did not open")
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+fn wrk(script: &std::path::Path, port: u16, seconds: u64, connections: u32, threads: u32) -> anyhow::Result<WrkResult> {
+    let out = Command::new("wrk")
+        .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency"])
+        .arg("-s")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/v1/event"))
+        .output()
+        .context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
+}
+
+fn parse_wrk(text: &str) -> Option<WrkResult> {
+    let number_after = |prefix: &str| -> Option<String> {
+        text.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(|l| l[prefix.len()..].trim().to_owned())
+    };
+    let requests_per_sec = number_after("Requests/sec:")?.parse().ok()?;
+    let p50_ms = duration_ms(number_after("50%")?.as_str())?;
+    let p99_ms = duration_ms(number_after("99%")?.as_str())?;
+    let non_2xx = number_after("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Some(WrkResult { requests_per_sec, p50_ms, p99_ms, non_2xx, requests })
+}
+
+/// wrk prints latencies as `812.00us`, `1.23ms` or `2.01s`.
+fn duration_ms(raw: &str) -> Option<f64> {
+    let raw = raw.trim();
+    let (value, scale) = if let Some(v) = raw.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = raw.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = raw.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        return None;
+    };
+    Some(value.parse::<f64>().ok()? * scale)
+}

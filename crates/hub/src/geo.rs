@@ -1,0 +1,233 @@
+//! Country, region and city of a client IP from MaxMind DB (`.mmdb`) files, opened once at start-up.
+//!
+//! Two record shapes exist in the wild and both are read, decided per record: MaxMind's GeoIP2 nested schema
+//! (`country.iso_code`, `subdivisions[0].names.en`, `city.names.en`) and the flat schema of the ip-location-db
+//! packages (`country_code`, `state1`, `city`) that `just up` fetches. See docs/GEO.md.
+//!
+//! The IP is only looked up, never kept, logged or put in an error.
+
+use anyhow::Context;
+use maxminddb::Reader;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use tidemark_shared::job::Geo;
+
+/// Place names longer than this come from a database we do not understand; they are cut rather than stored whole.
+const MAX_NAME_CHARS: usize = 128;
+
+pub struct GeoDb {
+    /// Asked in order; the first that knows the address answers. Several because a database may come as one
+    /// file per IP version.
+    readers: Vec<Database>,
+}
+
+struct Database {
+    reader: Reader<Vec<u8>>,
+    /// An IPv4-only file cannot be asked about IPv6 addresses at all.
+    has_ipv6: bool,
+}
+
+impl GeoDb {
+    /// Opens every file; any unreadable one fails the whole call, naming it.
+    pub fn open(paths: &[PathBuf]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!paths.is_empty(), "no geo database file given");
+        let readers = paths.iter().map(|p| open_one(p)).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { readers })
+    }
+
+    /// The `geo_database` setting: comma-separated paths. Geo is optional, so nothing here stops the hub: an
+    /// empty value means no geo, and a file that cannot be read is skipped with a warning.
+    pub fn open_configured(value: &str) -> Option<Self> {
+        let paths: Vec<PathBuf> =
+            value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+        if paths.is_empty() {
+            tracing::warn!("No geo database configured: country, region and city stay empty (see docs/GEO.md).");
+            return None;
+        }
+        let mut readers = Vec::with_capacity(paths.len());
+        for path in &paths {
+            match open_one(path) {
+                Ok(db) => {
+                    let meta = db.reader.metadata();
+                    tracing::info!(
+                        path = %path.display(),
+                        database_type = %meta.database_type,
+                        build_epoch = meta.build_epoch,
+                        ip_version = meta.ip_version,
+                        "Opened the geo database."
+                    );
+                    readers.push(db);
+                }
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    error = format!("{e:#}"),
+                    "Could not open a geo database: its addresses get no country, region or city."
+                ),
+            }
+        }
+        if readers.is_empty() {
+            tracing::warn!("No geo database could be opened: country, region and city stay empty.");
+            return None;
+        }
+        Some(Self { readers })
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> Geo {
+        let ip = ip.to_canonical();
+        if !is_routable(ip) {
+            return Geo::default();
+        }
+        for db in &self.readers {
+            if ip.is_ipv6() && !db.has_ipv6 {
+                continue;
+            }
+            // A lookup or decoding error means a damaged or unexpected file. It is not worth failing an event
+            // for, and its message must not be logged per request, so it reads as "not in this file".
+            let Ok(found) = db.reader.lookup(ip) else { continue };
+            let Ok(Some(record)) = found.decode::<Record>() else { continue };
+            let geo = record.into_geo();
+            if !geo.country.is_empty() || !geo.city.is_empty() {
+                return geo;
+            }
+        }
+        Geo::default()
+    }
+}
+
+fn open_one(path: &Path) -> anyhow::Result<Database> {
+    let reader = Reader::open_readfile(path).with_context(|| format!("opening the geo database {}", path.display()))?;
+    let has_ipv6 = reader.metadata().ip_version == 6;
+    Ok(Database { reader, has_ipv6 })
+}
+
+/// Private, loopback and other local addresses locate no one: such a "client" is on the operator's own network or
+/// behind a proxy not configured as trusted. A database may still map them (custom ones often map their LAN), and
+/// answering from it would invent a place.
+fn is_routable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            let shared = a == 100 && (64..128).contains(&b); // RFC 6598 carrier-grade NAT
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || shared
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            let unique_local = first & 0xfe00 == 0xfc00;
+            let link_local = first & 0xffc0 == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || unique_local || link_local)
+        }
+    }
+}
+
+/// Every field of both schemas, all optional: whichever a record has decides how it reads.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Record {
+    // GeoIP2 nested.
+    country: Option<NestedCountry>,
+    subdivisions: Option<Vec<NestedPlace>>,
+    // Both: a map of names in GeoIP2, a plain string in the flat schema.
+    city: Option<CityField>,
+    // ip-location-db flat.
+    country_code: Option<String>,
+    state1: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NestedCountry {
+    iso_code: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NestedPlace {
+    iso_code: Option<String>,
+    names: Option<Names>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Names {
+    en: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CityField {
+    Flat(String),
+    Nested(NestedPlace),
+}
+
+impl Record {
+    fn into_geo(self) -> Geo {
+        let country = self.country.and_then(|c| c.iso_code).or(self.country_code).unwrap_or_default();
+        let region = match self.subdivisions.and_then(|s| s.into_iter().next()) {
+            // Subdivisions run from largest to smallest: the first is the region (state, province, nation).
+            Some(top) => top.names.and_then(|n| n.en).or(top.iso_code),
+            None => self.state1,
+        };
+        let city = match self.city {
+            Some(CityField::Flat(name)) => Some(name),
+            Some(CityField::Nested(place)) => place.names.and_then(|n| n.en),
+            None => None,
+        };
+        Geo { country: country_code(&country), region: clean(region), city: clean(city) }
+    }
+}
+
+/// ISO 3166-1 alpha-2 or nothing: "ZZ" and "XX" are the codes databases use for "unknown".
+fn country_code(raw: &str) -> String {
+    let code = raw.trim().to_ascii_uppercase();
+    let valid = code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase());
+    if valid && code != "ZZ" && code != "XX" { code } else { String::new() }
+}
+
+fn clean(name: Option<String>) -> String {
+    name.map(|n| n.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn country_codes_are_two_upper_case_letters_or_empty() {
+        assert_eq!(country_code("gb"), "GB");
+        assert_eq!(country_code(" US "), "US");
+        assert_eq!(country_code("ZZ"), "");
+        assert_eq!(country_code("xx"), "");
+        assert_eq!(country_code("GBR"), "");
+        assert_eq!(country_code("1A"), "");
+        assert_eq!(country_code(""), "");
+    }
+
+    #[test]
+    fn private_and_local_addresses_are_not_routable() {
+        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1", "0.0.0.0"] {
+            assert!(!is_routable(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["::1", "::", "fd12::1", "fc00::1", "fe80::1", "ff02::1"] {
+            assert!(!is_routable(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "100.128.0.1", "203.0.113.9", "2a00:1450::1", "2001:db8::1"] {
+            assert!(is_routable(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(clean(Some("  Bracknell\n".into())), "Bracknell");
+        assert_eq!(clean(Some("a\u{0}b".into())), "ab");
+        assert_eq!(clean(Some("x".repeat(500))).chars().count(), MAX_NAME_CHARS);
+        assert_eq!(clean(None), "");
+    }
+}

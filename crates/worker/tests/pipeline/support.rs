@@ -1,0 +1,237 @@
+//! Shared pieces of the pipeline tests: jobs written to the stream exactly as the hub's ingest script writes them,
+//! engines on the test's own key prefix, worker processes, and the counts the assertions compare.
+
+use redis::aio::MultiplexedConnection;
+use std::time::Duration;
+use tidemark_shared::clickhouse::ClickHouse;
+use tidemark_shared::job::{Agent, EventType, EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, JobKind};
+use tidemark_shared::keys::Keys;
+use tidemark_testkit::TestEnv;
+use tidemark_worker::consumer::Consumer;
+use tidemark_worker::devices_sink::DevicesSink;
+use tidemark_worker::events_sink::EventsSink;
+use tidemark_worker::runner::{Engine, EngineSettings, Outcome, Recovery};
+use tidemark_worker::sessions_sink::SessionsSink;
+use tidemark_worker::sink::Sink;
+use uuid::Uuid;
+
+pub const PAGEVIEW: EventType = EventType::Pageview;
+
+pub fn agent(browser: &str, os: &str, device: &str) -> Agent {
+    Agent {
+        browser: browser.into(),
+        browser_version: "1".into(),
+        os: os.into(),
+        os_version: String::new(),
+        device: device.into(),
+    }
+}
+
+/// One enriched event as the hub builds it.
+pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &str) -> EventV1 {
+    EventV1 {
+        project_id: project,
+        event_id: Uuid::new_v4(),
+        event_type: kind,
+        name: if kind == EventType::Custom { "signup".into() } else { String::new() },
+        ts_ms,
+        received_ms: ts_ms,
+        visitor_id: visitor,
+        user_id: String::new(),
+        url: format!("https://shop.example{path}"),
+        host: "shop.example".into(),
+        path: path.into(),
+        title: String::new(),
+        referrer: String::new(),
+        referrer_host: String::new(),
+        referrer_source: "direct".into(),
+        utm: Default::default(),
+        geo: Default::default(),
+        agent: agent("Chrome", "Linux", "desktop"),
+        screen_width: 1280,
+        duration_ms: 0,
+        props: Vec::new(),
+    }
+}
+
+/// Appends jobs with the fields the hub's Lua script writes (`k`, `s`, `v`, `j`), pipelined; returns entry ids.
+pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(EventV1, u64)]) -> Vec<String> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for (event, session) in chunk {
+            pipe.cmd("XADD")
+                .arg(keys.stream(0))
+                .arg("*")
+                .arg(FIELD_KIND)
+                .arg(JobKind::EventV1.as_str())
+                .arg(FIELD_SESSION)
+                .arg(session)
+                .arg(FIELD_VISITOR)
+                .arg(event.visitor_id)
+                .arg(FIELD_JOB)
+                .arg(serde_json::to_string(event).unwrap());
+        }
+        let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
+        ids.extend(chunk_ids);
+    }
+    ids
+}
+
+/// `n` events of `visitors` visitors, each visitor one session, a second apart, on three pages.
+pub fn load(project: Uuid, n: usize, visitors: u64, start_ms: i64) -> Vec<(EventV1, u64)> {
+    (0..n)
+        .map(|i| {
+            let visitor = 1 + (i as u64 % visitors);
+            let pages = ["/", "/pricing", "/docs"];
+            let e = event(project, visitor, start_ms + i as i64 * 10, PAGEVIEW, pages[i % pages.len()]);
+            (e, 1_000_000 + visitor)
+        })
+        .collect()
+}
+
+pub fn settings(batch_size: usize) -> EngineSettings {
+    EngineSettings { batch_size, max_wait: Duration::from_millis(100) }
+}
+
+/// Takes over entries idle for 200 ms; parks an entry after `max_deliveries`.
+pub fn quick_recovery(max_deliveries: u64) -> Recovery {
+    Recovery { claim_idle: Duration::from_millis(200), max_deliveries }
+}
+
+pub async fn engine<S: Sink>(env: &TestEnv, sink: S, name: &str, settings: EngineSettings) -> Engine<S> {
+    let consumer =
+        Consumer::connect(&env.stores.redis_url, env.keys.clone(), sink.group(), name.into()).await.expect("consumer");
+    Engine::new(consumer, sink, settings)
+}
+
+pub async fn events_engine(env: &TestEnv, ch: &ClickHouse, name: &str) -> Engine<EventsSink> {
+    engine(env, EventsSink::new(ch.clone()), name, settings(1000)).await
+}
+
+/// Steps until the stream has nothing more; panics on a failed insert (the shared ClickHouse is up).
+pub async fn drain<S: Sink>(engine: &mut Engine<S>) -> usize {
+    let mut rows = 0;
+    loop {
+        match engine.process_batch().await.expect("stream step") {
+            Outcome::Idle => return rows,
+            Outcome::Written { rows: n, .. } => rows += n,
+            Outcome::Retrying { error, .. } => panic!("insert failed: {error}"),
+        }
+    }
+}
+
+/// Drains the stream through all three worker kinds.
+pub async fn drain_all(env: &TestEnv) {
+    drain(&mut events_engine(env, &env.ch, "t-events").await).await;
+    drain(&mut engine(env, SessionsSink::new(env.ch.clone()), "t-sessions", settings(1000)).await).await;
+    drain(&mut engine(env, DevicesSink::new(env.ch.clone()), "t-devices", settings(1000)).await).await;
+}
+
+/// Entries delivered to `group` and not acknowledged.
+pub async fn pending(conn: &mut MultiplexedConnection, keys: &Keys, group: &str) -> u64 {
+    let summary: Vec<redis::Value> =
+        redis::cmd("XPENDING").arg(keys.stream(0)).arg(group).query_async(conn).await.expect("XPENDING");
+    match summary.first() {
+        Some(redis::Value::Int(n)) => *n as u64,
+        other => panic!("unexpected XPENDING reply {other:?}"),
+    }
+}
+
+/// (distinct event ids, physical rows) in `events`: the first is what queries see, the second shows whether
+/// duplicates were really written.
+pub async fn event_counts(ch: &ClickHouse) -> (u64, u64) {
+    ch.client.query("SELECT uniqExact(event_id), count() FROM events").fetch_one::<(u64, u64)>().await.expect("count")
+}
+
+/// What the app's queries answer for a project over all time, through the catalog's SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answers {
+    pub events: u64,
+    pub pageviews: u64,
+    pub visitors: u64,
+    pub sessions_from_events: u64,
+    pub sessions: u64,
+    pub bounces: u64,
+    pub avg_duration_s: f64,
+    pub devices: u64,
+}
+
+pub async fn answers(ch: &ClickHouse, project: Uuid) -> Answers {
+    use tidemark_shared::queries::by_name;
+    let p = project.to_string();
+    let (pageviews, visitors, sessions_from_events, events): (u64, u64, u64, u64) = ch
+        .client
+        .query(by_name("events.totals").sql)
+        .bind(&p)
+        .bind(0u32)
+        .bind(u32::MAX)
+        .fetch_one()
+        .await
+        .expect("events.totals");
+    let (sessions, bounces, _rate, avg_duration_s): (u64, u64, f64, f64) = ch
+        .client
+        .query(by_name("sessions.summary").sql)
+        .bind(&p)
+        .bind(0u64)
+        .bind(u64::MAX)
+        .fetch_one()
+        .await
+        .expect("sessions.summary");
+    let devices: u64 = ch
+        .client
+        .query(by_name("devices.new").sql)
+        .bind(&p)
+        .bind(0u64)
+        .bind(u64::MAX)
+        .fetch_one()
+        .await
+        .expect("devices.new");
+    Answers { events, pageviews, visitors, sessions_from_events, sessions, bounces, avg_duration_s, devices }
+}
+
+/// Polls until `check` holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A worker binary of this crate, started with only the settings given (no inherited `TIDEMARK_*`).
+pub fn spawn_worker(bin: &str, env: &TestEnv, clickhouse_url: &str, extra: &[(&str, String)]) -> tokio::process::Child {
+    let path = match bin {
+        "worker-events" => env!("CARGO_BIN_EXE_worker-events"),
+        "worker-sessions" => env!("CARGO_BIN_EXE_worker-sessions"),
+        "worker-devices" => env!("CARGO_BIN_EXE_worker-devices"),
+        other => panic!("no worker binary {other}"),
+    };
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.env_clear()
+        .env("RUST_LOG", "info")
+        .env("TIDEMARK_CONFIG", "/dev/null")
+        .env("TIDEMARK_REDIS_URL", &env.stores.redis_url)
+        .env("TIDEMARK_CLICKHOUSE_URL", clickhouse_url)
+        .env("TIDEMARK_KEY_PREFIX", &env.key_prefix)
+        .kill_on_drop(true);
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    cmd.spawn().expect("worker binary starts")
+}
+
+pub fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().expect("running child").to_string();
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid).status().expect("kill");
+    assert!(status.success(), "kill -{name} failed");
+}
