@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Drops the per-test databases (named t_...) that earlier test runs left in the local stack. Run before tests,
-# never during them.
+# Drops the per-test databases and Redis keys (named t_...) that earlier test runs left in the local stack.
+# Run before tests, never during them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 set -a; source "$ROOT/.data/tidemark.env"; set +a
@@ -12,3 +12,5 @@ ch="${TIDEMARK_CLICKHOUSE_URL%/*}/"
 for db in $(curl -fsS "$ch" --data-binary "SELECT name FROM system.databases WHERE name LIKE 't\\_%'"); do
   curl -fsS "$ch" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
 done
+redis_port="$(printf '%s' "$TIDEMARK_REDIS_URL" | sed -E 's#.*:([0-9]+)/.*#\1#')"
+redis-cli -p "$redis_port" --scan --pattern 't_*' | xargs -r -n 500 redis-cli -p "$redis_port" DEL >/dev/null

@@ -70,7 +70,7 @@ pub fn mix(n: usize, bot_share: f64) -> Vec<Request> {
             let user_agent = if rng.random_bool(bot_share) { BOTS.choose(&mut rng) } else { BROWSERS.choose(&mut rng) };
             let path = PATHS.choose(&mut rng).unwrap();
             let campaign = CAMPAIGNS.choose(&mut rng).unwrap();
-            let title_len = rng.random_range(20..200);
+            let title_len = rng.random_range(60..300);
             let title: String =
                 "Tidemark analytics for teams who respect their visitors ".chars().cycle().take(title_len).collect();
             let referrer = *REFERRERS.choose(&mut rng).unwrap();

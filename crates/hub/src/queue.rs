@@ -3,40 +3,50 @@
 //! stream is over its length bound (back-pressure instead of trimming unprocessed entries).
 
 use redis::{Pipeline, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tidemark_shared::job::JobKind;
 use tidemark_shared::keys::Keys;
+use tokio::sync::{mpsc, oneshot};
 
-/// KEYS: stream, session key under today's visitor id, session key under yesterday's.
-/// ARGV: max stream length (0 skips the check), session ttl ms, candidate session id, today's visitor id,
-///       yesterday's visitor id, job kind, job JSON, user id to link to the session ("" for none).
-/// The session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events
-/// of the session then carry that user (field `u`) without the site repeating it.
-/// Returns the entry id, the session id and the visitor id the job was filed under.
+/// One call per request, so a request is all or nothing: either every job is appended or none is.
+/// KEYS: the stream, then for each job its session key under today's and under yesterday's visitor id.
+/// ARGV: max stream length (0 skips the check), session ttl ms, then six per job: candidate session id, today's
+///       visitor id, yesterday's visitor id, job kind, job JSON, user id to link to the session ("" for none).
+/// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
+/// the session then carry that user (field `u`) without the site repeating it.
+/// Returns, per job, the entry id, the session id and the visitor id the job was filed under.
 const INGEST_LUA: &str = r#"
-if ARGV[1] ~= '0' and redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+local n = (#ARGV - 2) / 6
+if ARGV[1] ~= '0' and redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then
   return redis.error_reply('TMFULL ingest stream is full')
 end
-local key, visitor = KEYS[2], ARGV[4]
-local value = redis.call('GET', key)
-if not value and KEYS[3] ~= KEYS[2] then
-  local prev = redis.call('GET', KEYS[3])
-  if prev then value, key, visitor = prev, KEYS[3], ARGV[5] end
+local out = {}
+for i = 1, n do
+  local a = 2 + (i - 1) * 6
+  local key, visitor = KEYS[2 * i], ARGV[a + 2]
+  local value = redis.call('GET', key)
+  if not value and KEYS[2 * i + 1] ~= key then
+    local prev = redis.call('GET', KEYS[2 * i + 1])
+    if prev then value, key, visitor = prev, KEYS[2 * i + 1], ARGV[a + 3] end
+  end
+  local sid, uid = ARGV[a + 1], ''
+  if value then
+    local sep = string.find(value, ':', 1, true)
+    if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
+  end
+  if ARGV[a + 6] ~= '' then uid = ARGV[a + 6] end
+  if uid ~= '' then value = sid .. ':' .. uid else value = sid end
+  redis.call('SET', key, value, 'PX', ARGV[2])
+  local id
+  if uid ~= '' then
+    id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 4], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[a + 5])
+  else
+    id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 4], 's', sid, 'v', visitor, 'j', ARGV[a + 5])
+  end
+  out[i] = {id, sid, visitor}
 end
-local sid, uid = ARGV[3], ''
-if value then
-  local sep = string.find(value, ':', 1, true)
-  if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
-end
-if ARGV[8] ~= '' then uid = ARGV[8] end
-if uid ~= '' then value = sid .. ':' .. uid else value = sid end
-redis.call('SET', key, value, 'PX', ARGV[2])
-local id
-if uid ~= '' then
-  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[6], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[7])
-else
-  id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[6], 's', sid, 'v', visitor, 'j', ARGV[7])
-end
-return {id, sid, visitor}
+return out
 "#;
 
 /// One job ready to append.
@@ -61,7 +71,7 @@ pub struct Filed {
     pub visitor_id: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     #[error("the ingest stream is full")]
     Full,
@@ -69,7 +79,20 @@ pub enum QueueError {
     Unavailable(String),
 }
 
+/// Most jobs one writer sends in one pipeline.
+const MAX_COALESCED_JOBS: usize = 512;
+
+/// Appends jobs through a few writer tasks. Each writer takes every request waiting for it and sends them in one
+/// pipelined round trip: under load, hundreds of requests share one write instead of paying one each, which is
+/// what makes Redis (and the hub's own syscalls) cheap per event. A caller still gets its answer only after Redis
+/// answered for its own jobs.
 pub struct Queue {
+    shared: Arc<Shared>,
+    writers: Vec<mpsc::Sender<Pending>>,
+    next: AtomicUsize,
+}
+
+struct Shared {
     pool: deadpool_redis::Pool,
     keys: Keys,
     script: redis::Script,
@@ -77,61 +100,142 @@ pub struct Queue {
     session_ttl_ms: u64,
 }
 
+struct Pending {
+    jobs: Vec<OutgoingJob>,
+    reply: oneshot::Sender<Result<Vec<Filed>, QueueError>>,
+}
+
 impl Queue {
+    /// Starts one writer per connection the pool may open. Must be called inside a Tokio runtime.
     pub fn new(pool: deadpool_redis::Pool, keys: Keys, max_stream_len: u64, session_ttl_ms: u64) -> Self {
-        Self { pool, keys, script: redis::Script::new(INGEST_LUA), max_stream_len, session_ttl_ms }
+        let writers = pool.status().max_size.max(1);
+        let shared =
+            Arc::new(Shared { pool, keys, script: redis::Script::new(INGEST_LUA), max_stream_len, session_ttl_ms });
+        let writers = (0..writers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(1024);
+                tokio::spawn(write_loop(shared.clone(), rx));
+                tx
+            })
+            .collect();
+        Self { shared, writers, next: AtomicUsize::new(0) }
     }
 
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        &self.shared.keys
     }
 
-    /// Appends every job in one round trip. All or nothing as far as the caller can tell: on an error some jobs
-    /// may be in the stream, which is why the answer is then a retryable 503 and clients send event ids.
+    /// Appends the jobs of one request, all or nothing. Every job must be for the same shard (the hub routes a
+    /// request by its visitor), so one script call covers them.
     pub async fn enqueue(&self, jobs: &[OutgoingJob]) -> Result<Vec<Filed>, QueueError> {
-        let mut conn = self.pool.get().await.map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        let mut results = self.run(&mut conn, jobs).await?;
-        if results.iter().any(is_noscript) {
-            // Redis restarted and forgot the script: load it and redo only the calls that did not run.
-            self.script.load_async(&mut *conn).await.map_err(unavailable)?;
-            let retry: Vec<usize> = (0..jobs.len()).filter(|&i| is_noscript(&results[i])).collect();
-            let again: Vec<OutgoingJob> = retry.iter().map(|&i| jobs[i].clone()).collect();
-            for (slot, value) in retry.into_iter().zip(self.run(&mut conn, &again).await?) {
-                results[slot] = value;
-            }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        results.into_iter().map(parse_filed).collect()
-    }
-
-    async fn run(&self, conn: &mut deadpool_redis::Connection, jobs: &[OutgoingJob]) -> Result<Vec<Value>, QueueError> {
-        let mut pipe = Pipeline::with_capacity(jobs.len());
-        pipe.ignore_errors();
-        for (i, job) in jobs.iter().enumerate() {
-            // One length check per shard and request is enough: a batch may overshoot the bound by its own size.
-            let check = if jobs[..i].iter().any(|j| j.shard == job.shard) { 0 } else { self.max_stream_len };
-            pipe.cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(3)
-                .arg(self.keys.stream(job.shard))
-                .arg(self.keys.session(job.shard, &job.project, job.visitor_today))
-                .arg(self.keys.session(job.shard, &job.project, job.visitor_yesterday))
-                .arg(check)
-                .arg(self.session_ttl_ms)
-                .arg(job.session_candidate)
-                .arg(job.visitor_today)
-                .arg(job.visitor_yesterday)
-                .arg(job.kind.as_str())
-                .arg(&job.json)
-                .arg(job.link_user.as_deref().unwrap_or(""));
-        }
-        pipe.query_async::<Vec<Value>>(&mut **conn).await.map_err(unavailable)
+        debug_assert!(jobs.iter().all(|j| j.shard == jobs[0].shard), "one request, one shard");
+        let (reply, answer) = oneshot::channel();
+        let writer = &self.writers[self.next.fetch_add(1, Ordering::Relaxed) % self.writers.len()];
+        let stopped = || QueueError::Unavailable("the enqueue writer stopped".into());
+        writer.send(Pending { jobs: jobs.to_vec(), reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     pub async fn ping(&self) -> bool {
-        match self.pool.get().await {
+        match self.shared.pool.get().await {
             Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut *conn).await.is_ok(),
             Err(_) => false,
         }
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = first.jobs.len();
+        let mut batch = vec![first];
+        while jobs < MAX_COALESCED_JOBS {
+            match rx.try_recv() {
+                Ok(more) => {
+                    jobs += more.jobs.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let results = shared.write(&batch).await;
+        for (pending, result) in batch.into_iter().zip(results) {
+            // The request may have been abandoned (client gone); its jobs are in Redis either way.
+            let _ = pending.reply.send(result);
+        }
+    }
+}
+
+impl Shared {
+    /// One result per pending request, in order.
+    async fn write(&self, batch: &[Pending]) -> Vec<Result<Vec<Filed>, QueueError>> {
+        let mut conn = match self.pool.get().await {
+            Ok(conn) => conn,
+            Err(e) => return batch.iter().map(|_| Err(QueueError::Unavailable(e.to_string()))).collect(),
+        };
+        let mut values = match self.run(&mut conn, batch.iter()).await {
+            Ok(values) => values,
+            Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let retry: Vec<usize> = (0..batch.len()).filter(|&i| is_noscript(&values[i])).collect();
+        let mut retry_error = None;
+        if !retry.is_empty() {
+            // Redis restarted and forgot the script: load it and redo only the calls that did not run.
+            let again = match self.script.load_async(&mut *conn).await {
+                Ok(_) => self.run(&mut conn, retry.iter().map(|&i| &batch[i])).await,
+                Err(e) => Err(unavailable(e)),
+            };
+            match again {
+                Ok(redone) => {
+                    for (&slot, value) in retry.iter().zip(redone) {
+                        values[slot] = value;
+                    }
+                }
+                Err(e) => retry_error = Some(e),
+            }
+        }
+        values
+            .into_iter()
+            .zip(batch)
+            .enumerate()
+            .map(|(i, (value, pending))| match &retry_error {
+                Some(e) if retry.contains(&i) => Err(e.clone()),
+                _ => parse_filed(value, pending.jobs.len()),
+            })
+            .collect()
+    }
+
+    async fn run(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        batch: impl Iterator<Item = &Pending>,
+    ) -> Result<Vec<Value>, QueueError> {
+        let mut pipe = Pipeline::new();
+        pipe.ignore_errors();
+        for pending in batch {
+            let shard = pending.jobs[0].shard;
+            let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + 2 * pending.jobs.len());
+            cmd.arg(self.keys.stream(shard));
+            for job in &pending.jobs {
+                cmd.arg(self.keys.session(shard, &job.project, job.visitor_today)).arg(self.keys.session(
+                    shard,
+                    &job.project,
+                    job.visitor_yesterday,
+                ));
+            }
+            cmd.arg(self.max_stream_len).arg(self.session_ttl_ms);
+            for job in &pending.jobs {
+                cmd.arg(job.session_candidate)
+                    .arg(job.visitor_today)
+                    .arg(job.visitor_yesterday)
+                    .arg(job.kind.as_str())
+                    .arg(&job.json)
+                    .arg(job.link_user.as_deref().unwrap_or(""));
+            }
+        }
+        pipe.query_async::<Vec<Value>>(&mut **conn).await.map_err(unavailable)
     }
 }
 
@@ -143,26 +247,32 @@ fn is_noscript(value: &Value) -> bool {
     matches!(value, Value::ServerError(e) if e.code() == "NOSCRIPT")
 }
 
-fn parse_filed(value: Value) -> Result<Filed, QueueError> {
+fn parse_filed(value: Value, jobs: usize) -> Result<Vec<Filed>, QueueError> {
     match value {
         Value::ServerError(e) if e.code() == "TMFULL" => Err(QueueError::Full),
         Value::ServerError(e) => Err(QueueError::Unavailable(format!("{}: {}", e.code(), e.details().unwrap_or("")))),
-        Value::Array(items) if items.len() == 3 => {
-            let text = |v: &Value| -> Option<String> {
-                match v {
-                    Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-                    Value::SimpleString(s) => Some(s.clone()),
-                    _ => None,
-                }
-            };
-            let entry_id = text(&items[0]);
-            let session_id = text(&items[1]).and_then(|s| s.parse().ok());
-            let visitor_id = text(&items[2]).and_then(|s| s.parse().ok());
-            match (entry_id, session_id, visitor_id) {
-                (Some(entry_id), Some(session_id), Some(visitor_id)) => Ok(Filed { entry_id, session_id, visitor_id }),
-                _ => Err(QueueError::Unavailable("unexpected ingest script reply".into())),
-            }
-        }
+        Value::Array(items) if items.len() == jobs => items.into_iter().map(parse_one).collect(),
         other => Err(QueueError::Unavailable(format!("unexpected ingest script reply {other:?}"))),
     }
+}
+
+fn parse_one(value: Value) -> Result<Filed, QueueError> {
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    if let Value::Array(items) = &value
+        && items.len() == 3
+        && let (Some(entry_id), Some(session_id), Some(visitor_id)) = (
+            text(&items[0]),
+            text(&items[1]).and_then(|s| s.parse().ok()),
+            text(&items[2]).and_then(|s| s.parse().ok()),
+        )
+    {
+        return Ok(Filed { entry_id, session_id, visitor_id });
+    }
+    Err(QueueError::Unavailable(format!("unexpected ingest script reply {value:?}")))
 }

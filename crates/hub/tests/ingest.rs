@@ -239,6 +239,9 @@ async fn a_full_stream_answers_503_and_queues_nothing() {
     let hub = spawn_hub_with(|c| c.max_stream_len = 2).await;
     let (_, token) = hub.env.project(&[]).await;
     let pageview = json!({"type": "pageview", "url": "https://a.io/"}).to_string();
+    // A batch that does not fit is refused whole: a 503 means none of it was queued.
+    let three = json!([{"type": "pageview", "url": "https://a.io/"}, {"type": "pageview", "url": "https://a.io/b"}, {"type": "pageview", "url": "https://a.io/c"}]);
+    assert_eq!(hub.post("/v1/batch", Some(&token), three.to_string()).await.0, StatusCode::SERVICE_UNAVAILABLE);
     for _ in 0..2 {
         assert_eq!(hub.post("/v1/event", Some(&token), pageview.clone()).await.0, StatusCode::ACCEPTED);
     }
