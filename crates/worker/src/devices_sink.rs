@@ -2,13 +2,10 @@
 //! The worker writes one row per event into `device_input` (`Null`); `devices_mv` keeps the first and last time
 //! each device was seen as min/max states in `devices` (AggregatingMergeTree), which a redelivery cannot change.
 
-use crate::consumer::Entry;
-use crate::events_sink::decode_event;
-use crate::sink::{Decoded, Sink, SinkError};
+use crate::sink::EventTable;
 use serde::Serialize;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
-use tidemark_shared::clickhouse::ClickHouse;
 use tidemark_shared::job::EventV1;
 use tidemark_shared::keys::GROUP_DEVICES;
 use uuid::Uuid;
@@ -42,8 +39,12 @@ pub fn device_id(project: &Uuid, visitor: u64, agent: &tidemark_shared::job::Age
     hasher.finish()
 }
 
-impl DeviceInputRow {
-    pub fn from_event(event: EventV1) -> Self {
+impl EventTable for DeviceInputRow {
+    const TABLE: &'static str = "device_input";
+    const GROUP: &'static str = GROUP_DEVICES;
+
+    /// Devices do not depend on the session.
+    fn from_event(event: EventV1, _session_id: u64) -> Self {
         Self {
             project_id: event.project_id,
             device_id: device_id(&event.project_id, event.visitor_id, &event.agent),
@@ -58,35 +59,7 @@ impl DeviceInputRow {
     }
 }
 
-pub struct DevicesSink {
-    ch: ClickHouse,
-}
-
-impl DevicesSink {
-    pub fn new(ch: ClickHouse) -> Self {
-        Self { ch }
-    }
-}
-
-impl Sink for DevicesSink {
-    type Row = DeviceInputRow;
-
-    fn group(&self) -> &'static str {
-        GROUP_DEVICES
-    }
-
-    fn decode(&self, entry: &Entry) -> Decoded<DeviceInputRow> {
-        match decode_event(entry) {
-            Ok(Some((event, _session))) => Decoded::Row(DeviceInputRow::from_event(event)),
-            Ok(None) => Decoded::Skip,
-            Err(why) => Decoded::Poison(why),
-        }
-    }
-
-    async fn write(&self, rows: &[DeviceInputRow]) -> Result<(), SinkError> {
-        crate::sink::insert_all(&self.ch, "device_input", rows).await
-    }
-}
+pub type DevicesSink = crate::sink::EventTableSink<DeviceInputRow>;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,8 @@
 //! The `events` table: one row per event job.
 
 use crate::consumer::Entry;
-use crate::sink::{Decoded, Sink, SinkError};
+use crate::sink::EventTable;
 use serde::Serialize;
-use tidemark_shared::clickhouse::ClickHouse;
 use tidemark_shared::job::{EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
@@ -71,8 +70,11 @@ pub fn decode_event(entry: &Entry) -> Result<Option<(EventV1, u64)>, String> {
     Ok(Some((event, session)))
 }
 
-impl EventRow {
-    pub fn from_event(event: EventV1, session_id: u64) -> Self {
+impl EventTable for EventRow {
+    const TABLE: &'static str = "events";
+    const GROUP: &'static str = GROUP_EVENTS;
+
+    fn from_event(event: EventV1, session_id: u64) -> Self {
         let (prop_keys, prop_values) = event.props.into_iter().unzip();
         Self {
             project_id: event.project_id,
@@ -113,35 +115,7 @@ impl EventRow {
     }
 }
 
-pub struct EventsSink {
-    ch: ClickHouse,
-}
-
-impl EventsSink {
-    pub fn new(ch: ClickHouse) -> Self {
-        Self { ch }
-    }
-}
-
-impl Sink for EventsSink {
-    type Row = EventRow;
-
-    fn group(&self) -> &'static str {
-        GROUP_EVENTS
-    }
-
-    fn decode(&self, entry: &Entry) -> Decoded<EventRow> {
-        match decode_event(entry) {
-            Ok(Some((event, session))) => Decoded::Row(EventRow::from_event(event, session)),
-            Ok(None) => Decoded::Skip,
-            Err(why) => Decoded::Poison(why),
-        }
-    }
-
-    async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError> {
-        crate::sink::insert_all(&self.ch, "events", rows).await
-    }
-}
+pub type EventsSink = crate::sink::EventTableSink<EventRow>;
 
 #[cfg(test)]
 mod tests {

@@ -3,11 +3,8 @@
 //! `sessions` (AggregatingMergeTree). Every state is idempotent (min, max, argMin/argMax on a total order, exact
 //! distinct counts of event ids), so a redelivered event changes no answer, merged or not. See docs/CLICKHOUSE.md.
 
-use crate::consumer::Entry;
-use crate::events_sink::decode_event;
-use crate::sink::{Decoded, Sink, SinkError};
+use crate::sink::EventTable;
 use serde::Serialize;
-use tidemark_shared::clickhouse::ClickHouse;
 use tidemark_shared::job::EventV1;
 use tidemark_shared::keys::GROUP_SESSIONS;
 use uuid::Uuid;
@@ -54,8 +51,11 @@ pub fn event_order(ts_ms: u64, event_id: &Uuid) -> u64 {
     (ts_ms << 16) | id
 }
 
-impl SessionInputRow {
-    pub fn from_event(event: EventV1, session_id: u64) -> Self {
+impl EventTable for SessionInputRow {
+    const TABLE: &'static str = "session_input";
+    const GROUP: &'static str = GROUP_SESSIONS;
+
+    fn from_event(event: EventV1, session_id: u64) -> Self {
         let ts_ms = event.ts_ms.max(0) as u64;
         Self {
             project_id: event.project_id,
@@ -88,35 +88,7 @@ impl SessionInputRow {
     }
 }
 
-pub struct SessionsSink {
-    ch: ClickHouse,
-}
-
-impl SessionsSink {
-    pub fn new(ch: ClickHouse) -> Self {
-        Self { ch }
-    }
-}
-
-impl Sink for SessionsSink {
-    type Row = SessionInputRow;
-
-    fn group(&self) -> &'static str {
-        GROUP_SESSIONS
-    }
-
-    fn decode(&self, entry: &Entry) -> Decoded<SessionInputRow> {
-        match decode_event(entry) {
-            Ok(Some((event, session))) => Decoded::Row(SessionInputRow::from_event(event, session)),
-            Ok(None) => Decoded::Skip,
-            Err(why) => Decoded::Poison(why),
-        }
-    }
-
-    async fn write(&self, rows: &[SessionInputRow]) -> Result<(), SinkError> {
-        crate::sink::insert_all(&self.ch, "session_input", rows).await
-    }
-}
+pub type SessionsSink = crate::sink::EventTableSink<SessionInputRow>;
 
 #[cfg(test)]
 mod tests {

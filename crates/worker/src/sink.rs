@@ -60,6 +60,45 @@ pub trait Sink {
 }
 
 /// Writes `rows` to `table` as one insert (one block, one part per partition).
+/// A table fed with one row per event job. The worker kinds differ only in their row type, its table and group.
+pub trait EventTable: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync {
+    const TABLE: &'static str;
+    const GROUP: &'static str;
+    fn from_event(event: tidemark_shared::job::EventV1, session_id: u64) -> Self;
+}
+
+/// The sink of every worker kind: decode the event job, build the kind's row, insert the batch into its table.
+pub struct EventTableSink<R> {
+    ch: ClickHouse,
+    rows: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R> EventTableSink<R> {
+    pub fn new(ch: ClickHouse) -> Self {
+        Self { ch, rows: std::marker::PhantomData }
+    }
+}
+
+impl<R: EventTable> Sink for EventTableSink<R> {
+    type Row = R;
+
+    fn group(&self) -> &'static str {
+        R::GROUP
+    }
+
+    fn decode(&self, entry: &Entry) -> Decoded<R> {
+        match crate::events_sink::decode_event(entry) {
+            Ok(Some((event, session))) => Decoded::Row(R::from_event(event, session)),
+            Ok(None) => Decoded::Skip,
+            Err(why) => Decoded::Poison(why),
+        }
+    }
+
+    async fn write(&self, rows: &[R]) -> Result<(), SinkError> {
+        insert_all(&self.ch, R::TABLE, rows).await
+    }
+}
+
 pub async fn insert_all<R>(ch: &ClickHouse, table: &str, rows: &[R]) -> Result<(), SinkError>
 where
     R: clickhouse::RowOwned + clickhouse::RowWrite,
