@@ -61,25 +61,10 @@ async fn kill_9_mid_batch_then_restart_shows_every_event_exactly_once() {
 
     let (distinct, rows) = event_counts(&env.ch).await;
     eprintln!("kill -9: {killed_holding} entries pending at the kills; {rows} rows on disk for {distinct} events");
-    let expected = Answers {
-        events: n as u64,
-        pageviews: n as u64,
-        visitors,
-        sessions_from_events: visitors,
-        sessions: visitors,
-        bounces: 0,
-        avg_duration_s: expected_avg_duration(n, visitors),
-        devices: visitors,
-    };
+    let expected = Answers::for_load(n, visitors);
     assert_eq!(answers(&env.ch, project).await, expected);
     let dead: u64 = redis::cmd("XLEN").arg(env.keys.dead_letters(0)).query_async(&mut conn).await.unwrap();
     assert_eq!(dead, 0);
-}
-
-/// `load` spaces events 10 ms apart round-robin over visitors, so visitor v's events span (n/visitors - 1) steps.
-pub fn expected_avg_duration(n: usize, visitors: u64) -> f64 {
-    let per_visitor = n as u64 / visitors;
-    (((per_visitor - 1) * visitors * 10) / 1000) as f64
 }
 
 #[tokio::test]

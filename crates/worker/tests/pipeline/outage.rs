@@ -1,7 +1,6 @@
 //! ClickHouse goes away for 30 s under a steady load (a private server: the shared one is never stopped). Nothing
 //! may be lost, the backlog must drain once it is back, and no duplicate may be visible.
 
-use crate::crashes::expected_avg_duration;
 use crate::support::*;
 use std::time::Duration;
 use tidemark_shared::keys::GROUPS;
@@ -78,16 +77,7 @@ async fn clickhouse_down_for_30_s_under_load_loses_and_doubles_nothing() {
     assert!(before > 0, "workers were writing before the outage");
     assert!(retries_during.iter().all(|r| (1..=20).contains(r)), "backed off, no busy loop: {retries_during:?}");
     let n = per_tick * ticks;
-    let expected = Answers {
-        events: n as u64,
-        pageviews: n as u64,
-        visitors,
-        sessions_from_events: visitors,
-        sessions: visitors,
-        bounces: 0,
-        avg_duration_s: expected_avg_duration(n, visitors),
-        devices: visitors,
-    };
+    let expected = Answers::for_load(n, visitors);
     assert_eq!(answers(&ch, project).await, expected);
     let mut conn = env.redis().await;
     let dead: u64 = redis::cmd("XLEN").arg(env.keys.dead_letters(0)).query_async(&mut conn).await.unwrap();

@@ -1,6 +1,5 @@
 //! Two workers of one kind share its consumer group: each entry goes to exactly one of them.
 
-use crate::crashes::expected_avg_duration;
 use crate::support::*;
 use tidemark_shared::keys::{GROUP_EVENTS, GROUP_SESSIONS};
 use tidemark_worker::events_sink::EventsSink;
@@ -44,5 +43,5 @@ async fn two_workers_of_a_kind_split_the_load_without_loss_or_duplicates() {
     assert_eq!(pending(&mut conn, &env.keys, GROUP_SESSIONS).await, 0);
     let seen = answers(&env.ch, project).await;
     assert_eq!((seen.events, seen.visitors, seen.sessions, seen.bounces), (n as u64, visitors, visitors, 0));
-    assert_eq!(seen.avg_duration_s, expected_avg_duration(n, visitors));
+    assert_eq!(seen.avg_duration_s, load_avg_duration(n, visitors));
 }

@@ -157,6 +157,29 @@ pub struct Answers {
     pub devices: u64,
 }
 
+impl Answers {
+    /// What `load(project, n, visitors, _)` must show once everything is in ClickHouse exactly once: every event a
+    /// pageview, one session and one device per visitor, no bounce.
+    pub fn for_load(n: usize, visitors: u64) -> Self {
+        Answers {
+            events: n as u64,
+            pageviews: n as u64,
+            visitors,
+            sessions_from_events: visitors,
+            sessions: visitors,
+            bounces: 0,
+            avg_duration_s: load_avg_duration(n, visitors),
+            devices: visitors,
+        }
+    }
+}
+
+/// `load` spaces events 10 ms apart round-robin over visitors, so visitor v's events span (n/visitors - 1) steps.
+pub fn load_avg_duration(n: usize, visitors: u64) -> f64 {
+    let per_visitor = n as u64 / visitors;
+    (((per_visitor - 1) * visitors * 10) / 1000) as f64
+}
+
 pub async fn answers(ch: &ClickHouse, project: Uuid) -> Answers {
     use tidemark_shared::queries::by_name;
     let p = project.to_string();
