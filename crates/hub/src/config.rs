@@ -29,10 +29,8 @@ pub struct HubConfig {
     pub token_cache_ttl_secs: u64,
     /// Client timestamps earlier than this many seconds before arrival are clamped to that bound.
     pub max_event_age_secs: u64,
-    /// HTTP worker threads; 0 means one per core.
+    /// HTTP worker threads; 0 means one per core. Each has its own Redis connection and enqueue writer.
     pub hub_threads: usize,
-    /// Redis connections, one enqueue writer each; concurrent requests share them through pipelining.
-    pub redis_pool_size: usize,
     /// Comma-separated `.mmdb` paths (GeoIP2 or ip-location-db schema); empty disables geo.
     pub geo_database: String,
     /// Comma-separated CIDRs of reverse proxies whose forwarded headers are believed; empty trusts none.
@@ -61,7 +59,6 @@ impl Default for HubConfig {
             token_cache_ttl_secs: 60,
             max_event_age_secs: 24 * 3600,
             hub_threads: 0,
-            redis_pool_size: 4,
             geo_database: String::new(),
             trusted_proxies: String::new(),
             excluded_cidrs: String::new(),
@@ -83,7 +80,6 @@ impl Validate for HubConfig {
         require_positive("max_stream_len", self.max_stream_len)?;
         require_positive("max_body_bytes", self.max_body_bytes as u64)?;
         require_positive("max_batch", self.max_batch as u64)?;
-        require_positive("redis_pool_size", self.redis_pool_size as u64)?;
         require_positive("max_props_bytes", self.max_props_bytes as u64)?;
         require_positive("session_timeout_secs", self.session_timeout_secs)?;
         crate::client_ip::TrustedProxies::parse(&split_list(&self.trusted_proxies))

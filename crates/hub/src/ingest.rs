@@ -178,7 +178,7 @@ pub async fn post_identify(
             json,
             link_user: Some(valid.user_id),
         };
-        enqueue(&state, &[outgoing]).await
+        enqueue(&state, vec![outgoing]).await
     }
     .await;
     finish(&req, result, started)
@@ -322,7 +322,7 @@ async fn accept_events(
             link_user: None,
         });
     }
-    enqueue(state, &jobs).await
+    enqueue(state, jobs).await
 }
 
 async fn visitor_ids(
@@ -351,11 +351,11 @@ async fn cookieless_ids(
         .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))
 }
 
-async fn enqueue(state: &IngestState, jobs: &[OutgoingJob]) -> Result<HttpResponse, IngestError> {
+async fn enqueue(state: &IngestState, jobs: Vec<OutgoingJob>) -> Result<HttpResponse, IngestError> {
     match state.queue.enqueue(jobs).await {
-        Ok(filed) => {
-            metrics::counter!(m::ACCEPTED).increment(filed.len() as u64);
-            Ok(accepted(filed.len()))
+        Ok(appended) => {
+            metrics::counter!(m::ACCEPTED).increment(appended as u64);
+            Ok(accepted(appended))
         }
         Err(QueueError::Full) => {
             metrics::counter!(m::ENQUEUE_ERRORS, "cause" => "full").increment(1);

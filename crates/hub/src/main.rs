@@ -2,6 +2,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tidemark_hub::HubConfig;
 
+/// A request makes dozens of small allocations (headers, JSON, the job). Under load glibc's malloc and free took
+/// about 11 % of the hub's CPU in `perf`; with mimalloc allocation is about 5 % (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tidemark hub: receives events from websites and servers and queues them for the workers.
 #[derive(Parser)]
 #[command(version)]

@@ -1,50 +1,70 @@
-//! Appending jobs to the ingest stream. One Lua script per event assigns the session and appends the job in the
-//! same round trip, atomically, so workers never race over session boundaries, and refuses to append when the
-//! stream is over its length bound (back-pressure instead of trimming unprocessed entries).
+//! Appending jobs to the ingest stream. A Lua script assigns each job its session and appends it in the same
+//! round trip, atomically, so workers never race over session boundaries, and refuses a request when the stream is
+//! over its length bound (back-pressure instead of trimming unprocessed entries).
+//!
+//! Each HTTP worker thread has its own writer task and Redis connection. The writer takes every request waiting
+//! on its thread and files them all with one script call per stream shard: under load, dozens of requests share
+//! one round trip and one script invocation, and a request never wakes another thread. A caller still gets its
+//! answer only after Redis answered for its own jobs.
 
-use redis::{Pipeline, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Pipeline, Value};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tidemark_shared::job::JobKind;
 use tidemark_shared::keys::Keys;
 use tokio::sync::{mpsc, oneshot};
 
-/// One call per request, so a request is all or nothing: either every job is appended or none is.
+/// One call files many requests, each all or nothing: either every job of a request is appended or none is.
+/// `#!lua` (script flags, Redis 7+) makes Redis refuse the whole call up front when it is out of memory, instead
+/// of failing halfway through.
 /// KEYS: the stream, then for each job its session key under today's and under yesterday's visitor id.
-/// ARGV: max stream length (0 skips the check), session ttl ms, then six per job: candidate session id, today's
-///       visitor id, yesterday's visitor id, job kind, job JSON, user id to link to the session ("" for none).
+/// ARGV: max stream length (0 skips the check), session ttl ms, then per request its job count followed by six
+///       per job: candidate session id, today's visitor id, yesterday's visitor id, job kind, job JSON, user id to
+///       link to the session ("" for none).
 /// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
 /// the session then carry that user (field `u`) without the site repeating it.
-/// Returns, per job, the entry id, the session id and the visitor id the job was filed under.
-const INGEST_LUA: &str = r#"
-local n = (#ARGV - 2) / 6
-if ARGV[1] ~= '0' and redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then
-  return redis.error_reply('TMFULL ingest stream is full')
-end
-local out = {}
-for i = 1, n do
-  local a = 2 + (i - 1) * 6
-  local key, visitor = KEYS[2 * i], ARGV[a + 2]
-  local value = redis.call('GET', key)
-  if not value and KEYS[2 * i + 1] ~= key then
-    local prev = redis.call('GET', KEYS[2 * i + 1])
-    if prev then value, key, visitor = prev, KEYS[2 * i + 1], ARGV[a + 3] end
-  end
-  local sid, uid = ARGV[a + 1], ''
-  if value then
-    local sep = string.find(value, ':', 1, true)
-    if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
-  end
-  if ARGV[a + 6] ~= '' then uid = ARGV[a + 6] end
-  if uid ~= '' then value = sid .. ':' .. uid else value = sid end
-  redis.call('SET', key, value, 'PX', ARGV[2])
-  local id
-  if uid ~= '' then
-    id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 4], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[a + 5])
+/// Returns, per request, the number of jobs appended, or -1 when the stream had no room for them.
+const INGEST_LUA: &str = r#"#!lua
+local room = math.huge
+if ARGV[1] ~= '0' then room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1]) end
+local out, a, k = {}, 3, 2
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  if n > room then
+    out[#out + 1] = -1
+    a, k = a + 6 * n, k + 2 * n
   else
-    id = redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 4], 's', sid, 'v', visitor, 'j', ARGV[a + 5])
+    room = room - n
+    for _ = 1, n do
+      local key, visitor = KEYS[k], ARGV[a + 1]
+      local value = redis.call('GET', key)
+      if not value and KEYS[k + 1] ~= key then
+        local prev = redis.call('GET', KEYS[k + 1])
+        if prev then value, key, visitor = prev, KEYS[k + 1], ARGV[a + 2] end
+      end
+      local sid, uid = ARGV[a], ''
+      if value then
+        local sep = string.find(value, ':', 1, true)
+        if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
+      end
+      if ARGV[a + 5] ~= '' then uid = ARGV[a + 5] end
+      if uid ~= '' then
+        redis.call('SET', key, sid .. ':' .. uid, 'PX', ARGV[2])
+        redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 3], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[a + 4])
+      else
+        redis.call('SET', key, sid, 'PX', ARGV[2])
+        redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 3], 's', sid, 'v', visitor, 'j', ARGV[a + 4])
+      end
+      a, k = a + 6, k + 2
+    end
+    out[#out + 1] = n
   end
-  out[i] = {id, sid, visitor}
 end
 return out
 "#;
@@ -63,14 +83,6 @@ pub struct OutgoingJob {
     pub link_user: Option<String>,
 }
 
-/// Where the script filed a job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filed {
-    pub entry_id: String,
-    pub session_id: u64,
-    pub visitor_id: u64,
-}
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     #[error("the ingest stream is full")]
@@ -79,21 +91,23 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// Most jobs one writer sends in one pipeline.
-const MAX_COALESCED_JOBS: usize = 512;
+/// Most requests one writer files in one round trip; a request holds at most `max_batch` jobs.
+const MAX_COALESCED_REQUESTS: usize = 256;
 
-/// Appends jobs through a few writer tasks. Each writer takes every request waiting for it and sends them in one
-/// pipelined round trip: under load, hundreds of requests share one write instead of paying one each, which is
-/// what makes Redis (and the hub's own syscalls) cheap per event. A caller still gets its answer only after Redis
-/// answered for its own jobs.
+/// How long a writer waits for Redis to answer. Long enough for a busy Redis (an fsync stall), short enough that
+/// clients get their 503 and retry elsewhere instead of hanging.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct Queue {
     shared: Arc<Shared>,
-    writers: Vec<mpsc::Sender<Pending>>,
-    next: AtomicUsize,
+    /// Tells this queue's writers apart from another queue's on the same thread (tests run several hubs).
+    id: u64,
 }
 
 struct Shared {
-    pool: deadpool_redis::Pool,
+    client: redis::Client,
+    /// For readiness checks only; writers keep their own connections.
+    ping_pool: deadpool_redis::Pool,
     keys: Keys,
     script: redis::Script,
     max_stream_len: u64,
@@ -102,66 +116,89 @@ struct Shared {
 
 struct Pending {
     jobs: Vec<OutgoingJob>,
-    reply: oneshot::Sender<Result<Vec<Filed>, QueueError>>,
+    reply: oneshot::Sender<Result<usize, QueueError>>,
 }
 
+thread_local! {
+    /// The writer of each queue on this thread.
+    static WRITERS: RefCell<Vec<(u64, mpsc::UnboundedSender<Pending>)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(0);
+
 impl Queue {
-    /// Starts one writer per connection the pool may open. Must be called inside a Tokio runtime.
-    pub fn new(pool: deadpool_redis::Pool, keys: Keys, max_stream_len: u64, session_ttl_ms: u64) -> Self {
-        let writers = pool.status().max_size.max(1);
+    /// Connects lazily: writers open their connection on first use, so a hub starts while Redis is down and
+    /// answers 503 until it is back.
+    pub fn connect(redis_url: &str, keys: Keys, max_stream_len: u64, session_ttl_ms: u64) -> anyhow::Result<Self> {
+        let client = tidemark_shared::redis::client(redis_url)?;
+        let mut ping = deadpool_redis::Config::from_url(redis_url);
+        ping.pool = Some(deadpool_redis::PoolConfig::new(2));
+        let ping_pool = ping.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
         let shared =
-            Arc::new(Shared { pool, keys, script: redis::Script::new(INGEST_LUA), max_stream_len, session_ttl_ms });
-        let writers = (0..writers)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(write_loop(shared.clone(), rx));
-                tx
-            })
-            .collect();
-        Self { shared, writers, next: AtomicUsize::new(0) }
+            Shared { client, ping_pool, keys, script: redis::Script::new(INGEST_LUA), max_stream_len, session_ttl_ms };
+        Ok(Self { shared: Arc::new(shared), id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
     pub fn keys(&self) -> &Keys {
         &self.shared.keys
     }
 
-    /// Appends the jobs of one request, all or nothing. Every job must be for the same shard (the hub routes a
-    /// request by its visitor), so one script call covers them.
-    pub async fn enqueue(&self, jobs: &[OutgoingJob]) -> Result<Vec<Filed>, QueueError> {
+    /// Appends the jobs of one request, all or nothing, and returns how many were appended. Every job must be for
+    /// the same shard (the hub routes a request by its visitor).
+    pub async fn enqueue(&self, jobs: Vec<OutgoingJob>) -> Result<usize, QueueError> {
         if jobs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         debug_assert!(jobs.iter().all(|j| j.shard == jobs[0].shard), "one request, one shard");
         let (reply, answer) = oneshot::channel();
-        let writer = &self.writers[self.next.fetch_add(1, Ordering::Relaxed) % self.writers.len()];
-        let stopped = || QueueError::Unavailable("the enqueue writer stopped".into());
-        writer.send(Pending { jobs: jobs.to_vec(), reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.send_to_local_writer(Pending { jobs, reply });
+        answer.await.map_err(|_| QueueError::Unavailable("the enqueue writer stopped".into()))?
     }
 
     pub async fn ping(&self) -> bool {
-        match self.shared.pool.get().await {
+        match self.shared.ping_pool.get().await {
             Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut *conn).await.is_ok(),
             Err(_) => false,
         }
     }
+
+    /// Hands the request to this thread's writer, starting one if the thread has none (or its last one ended with
+    /// the runtime it ran on).
+    fn send_to_local_writer(&self, pending: Pending) {
+        WRITERS.with_borrow_mut(|writers| {
+            writers.retain(|(_, tx)| !tx.is_closed());
+            let tx = match writers.iter().find(|(id, _)| *id == self.id) {
+                Some((_, tx)) => tx,
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    spawn_here(write_loop(self.shared.clone(), rx));
+                    writers.push((self.id, tx));
+                    &writers.last().expect("just pushed").1
+                }
+            };
+            // A send fails only if the writer ended since `retain`; dropping `pending` then answers the caller
+            // "writer stopped" through its closed reply channel.
+            let _ = tx.send(pending);
+        });
+    }
 }
 
-async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = first.jobs.len();
-        let mut batch = vec![first];
-        while jobs < MAX_COALESCED_JOBS {
-            match rx.try_recv() {
-                Ok(more) => {
-                    jobs += more.jobs.len();
-                    batch.push(more);
-                }
-                Err(_) => break,
-            }
-        }
-        let results = shared.write(&batch).await;
-        for (pending, result) in batch.into_iter().zip(results) {
+/// Runs the writer on the calling thread: on an actix worker thread that is its local task set. Outside actix
+/// (tests driving the queue from a plain Tokio runtime) any runtime thread will do.
+fn spawn_here(writer: impl Future<Output = ()> + Send + 'static) {
+    if actix_web::rt::System::try_current().is_some() {
+        actix_web::rt::spawn(writer);
+    } else {
+        tokio::spawn(writer);
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let mut conn = None;
+    let mut batch = Vec::with_capacity(MAX_COALESCED_REQUESTS);
+    while rx.recv_many(&mut batch, MAX_COALESCED_REQUESTS).await > 0 {
+        let results = shared.write(&mut conn, &batch).await;
+        for (pending, result) in batch.drain(..).zip(results) {
             // The request may have been abandoned (client gone); its jobs are in Redis either way.
             let _ = pending.reply.send(result);
         }
@@ -169,73 +206,107 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
 }
 
 impl Shared {
-    /// One result per pending request, in order.
-    async fn write(&self, batch: &[Pending]) -> Vec<Result<Vec<Filed>, QueueError>> {
-        let mut conn = match self.pool.get().await {
-            Ok(conn) => conn,
-            Err(e) => return batch.iter().map(|_| Err(QueueError::Unavailable(e.to_string()))).collect(),
-        };
-        let mut values = match self.run(&mut conn, batch.iter()).await {
-            Ok(values) => values,
-            Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let retry: Vec<usize> = (0..batch.len()).filter(|&i| is_noscript(&values[i])).collect();
-        let mut retry_error = None;
-        if !retry.is_empty() {
-            // Redis restarted and forgot the script: load it and redo only the calls that did not run.
-            let again = match self.script.load_async(&mut *conn).await {
-                Ok(_) => self.run(&mut conn, retry.iter().map(|&i| &batch[i])).await,
-                Err(e) => Err(unavailable(e)),
-            };
-            match again {
-                Ok(redone) => {
-                    for (&slot, value) in retry.iter().zip(redone) {
-                        values[slot] = value;
-                    }
-                }
-                Err(e) => retry_error = Some(e),
+    /// One result per pending request, in order. Drops the connection on a transport error so the next batch
+    /// reconnects.
+    async fn write(
+        &self,
+        conn: &mut Option<MultiplexedConnection>,
+        batch: &[Pending],
+    ) -> Vec<Result<usize, QueueError>> {
+        let fail = |e: &QueueError| batch.iter().map(|_| Err(e.clone())).collect();
+        if conn.is_none() {
+            match self.open().await {
+                Ok(opened) => *conn = Some(opened),
+                Err(e) => return fail(&e),
             }
         }
-        values
-            .into_iter()
-            .zip(batch)
-            .enumerate()
-            .map(|(i, (value, pending))| match &retry_error {
-                Some(e) if retry.contains(&i) => Err(e.clone()),
-                _ => parse_filed(value, pending.jobs.len()),
-            })
-            .collect()
+        let live = conn.as_mut().expect("opened above");
+        match self.file(live, batch).await {
+            Ok(results) => results,
+            Err(e) => {
+                *conn = None;
+                fail(&e)
+            }
+        }
     }
 
+    async fn open(&self) -> Result<MultiplexedConnection, QueueError> {
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(unavailable)
+    }
+
+    /// Files the batch with one script call per shard. Err only for a transport failure.
+    async fn file(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &[Pending],
+    ) -> Result<Vec<Result<usize, QueueError>>, QueueError> {
+        let mut by_shard: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (i, pending) in batch.iter().enumerate() {
+            by_shard.entry(pending.jobs[0].shard).or_default().push(i);
+        }
+        let groups: Vec<(u16, Vec<usize>)> = by_shard.into_iter().collect();
+        let mut replies = self.run(conn, batch, &groups).await?;
+        let unknown: Vec<usize> = (0..groups.len()).filter(|&g| is_noscript(&replies[g])).collect();
+        if !unknown.is_empty() {
+            // Redis restarted and forgot the script: load it and redo only the calls that did not run.
+            self.script.load_async(conn).await.map_err(unavailable)?;
+            let again: Vec<(u16, Vec<usize>)> = unknown.iter().map(|&g| groups[g].clone()).collect();
+            for (&g, reply) in unknown.iter().zip(self.run(conn, batch, &again).await?) {
+                replies[g] = reply;
+            }
+        }
+        let mut results: Vec<Result<usize, QueueError>> =
+            batch.iter().map(|_| Err(QueueError::Unavailable("no reply".into()))).collect();
+        for ((_, members), reply) in groups.iter().zip(replies) {
+            for (&i, result) in members.iter().zip(per_request(reply, members.len())) {
+                results[i] = result.and_then(|appended| match appended {
+                    n if n == batch[i].jobs.len() as i64 => Ok(batch[i].jobs.len()),
+                    -1 => Err(QueueError::Full),
+                    n => Err(QueueError::Unavailable(format!("the ingest script appended {n} jobs"))),
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    /// Sends one script call per group in one pipeline; a call's own error comes back as its reply value.
     async fn run(
         &self,
-        conn: &mut deadpool_redis::Connection,
-        batch: impl Iterator<Item = &Pending>,
+        conn: &mut MultiplexedConnection,
+        batch: &[Pending],
+        groups: &[(u16, Vec<usize>)],
     ) -> Result<Vec<Value>, QueueError> {
-        let mut pipe = Pipeline::new();
+        let mut pipe = Pipeline::with_capacity(groups.len());
         pipe.ignore_errors();
-        for pending in batch {
-            let shard = pending.jobs[0].shard;
-            let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + 2 * pending.jobs.len());
-            cmd.arg(self.keys.stream(shard));
-            for job in &pending.jobs {
-                cmd.arg(self.keys.session(shard, &job.project, job.visitor_today)).arg(self.keys.session(
-                    shard,
+        for (shard, members) in groups {
+            let requests = members.iter().map(|&i| &batch[i]);
+            let jobs: usize = requests.clone().map(|p| p.jobs.len()).sum();
+            let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + 2 * jobs);
+            cmd.arg(self.keys.stream(*shard));
+            for job in requests.clone().flat_map(|p| &p.jobs) {
+                cmd.arg(self.keys.session(*shard, &job.project, job.visitor_today)).arg(self.keys.session(
+                    *shard,
                     &job.project,
                     job.visitor_yesterday,
                 ));
             }
             cmd.arg(self.max_stream_len).arg(self.session_ttl_ms);
-            for job in &pending.jobs {
-                cmd.arg(job.session_candidate)
-                    .arg(job.visitor_today)
-                    .arg(job.visitor_yesterday)
-                    .arg(job.kind.as_str())
-                    .arg(&job.json)
-                    .arg(job.link_user.as_deref().unwrap_or(""));
+            for pending in requests {
+                cmd.arg(pending.jobs.len());
+                for job in &pending.jobs {
+                    cmd.arg(job.session_candidate)
+                        .arg(job.visitor_today)
+                        .arg(job.visitor_yesterday)
+                        .arg(job.kind.as_str())
+                        .arg(&job.json)
+                        .arg(job.link_user.as_deref().unwrap_or(""));
+                }
             }
         }
-        pipe.query_async::<Vec<Value>>(&mut **conn).await.map_err(unavailable)
+        pipe.query_async::<Vec<Value>>(conn).await.map_err(unavailable)
     }
 }
 
@@ -247,32 +318,23 @@ fn is_noscript(value: &Value) -> bool {
     matches!(value, Value::ServerError(e) if e.code() == "NOSCRIPT")
 }
 
-fn parse_filed(value: Value, jobs: usize) -> Result<Vec<Filed>, QueueError> {
-    match value {
-        Value::ServerError(e) if e.code() == "TMFULL" => Err(QueueError::Full),
-        Value::ServerError(e) => Err(QueueError::Unavailable(format!("{}: {}", e.code(), e.details().unwrap_or("")))),
-        Value::Array(items) if items.len() == jobs => items.into_iter().map(parse_one).collect(),
-        other => Err(QueueError::Unavailable(format!("unexpected ingest script reply {other:?}"))),
-    }
-}
-
-fn parse_one(value: Value) -> Result<Filed, QueueError> {
-    let text = |v: &Value| -> Option<String> {
-        match v {
-            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-            Value::SimpleString(s) => Some(s.clone()),
-            _ => None,
+/// Splits one script reply into the appended counts of its `requests` requests.
+fn per_request(reply: Value, requests: usize) -> Vec<Result<i64, QueueError>> {
+    match reply {
+        Value::Array(items) if items.len() == requests => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Int(n) => Ok(n),
+                other => Err(QueueError::Unavailable(format!("unexpected ingest script reply {other:?}"))),
+            })
+            .collect(),
+        Value::ServerError(e) => {
+            let why = format!("{}: {}", e.code(), e.details().unwrap_or(""));
+            (0..requests).map(|_| Err(QueueError::Unavailable(why.clone()))).collect()
         }
-    };
-    if let Value::Array(items) = &value
-        && items.len() == 3
-        && let (Some(entry_id), Some(session_id), Some(visitor_id)) = (
-            text(&items[0]),
-            text(&items[1]).and_then(|s| s.parse().ok()),
-            text(&items[2]).and_then(|s| s.parse().ok()),
-        )
-    {
-        return Ok(Filed { entry_id, session_id, visitor_id });
+        other => {
+            let why = format!("unexpected ingest script reply {other:?}");
+            (0..requests).map(|_| Err(QueueError::Unavailable(why.clone()))).collect()
+        }
     }
-    Err(QueueError::Unavailable(format!("unexpected ingest script reply {value:?}")))
 }

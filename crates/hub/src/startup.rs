@@ -27,14 +27,17 @@ pub struct Hub {
 pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<Hub> {
     let port = listener.local_addr()?.port();
     let pg = tidemark_shared::postgres::connect(config.postgres_url.expose(), 16).await?;
-    let mut redis = deadpool_redis::Config::from_url(config.redis_url.expose().clone());
-    redis.pool = Some(deadpool_redis::PoolConfig::new(config.redis_pool_size));
-    let redis = redis.create_pool(Some(deadpool_redis::Runtime::Tokio1)).context("creating the Redis pool")?;
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let state = web::Data::new(IngestState {
         tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
         salts: Salts::new(pg),
-        queue: Queue::new(redis, keys, config.max_stream_len, config.session_timeout_secs * 1000),
+        queue: Queue::connect(
+            config.redis_url.expose(),
+            keys,
+            config.max_stream_len,
+            config.session_timeout_secs * 1000,
+        )
+        .context("setting up the Redis queue")?,
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         agents: UaClassifier::new(),
         geo: GeoDb::open_configured(&config.geo_database),

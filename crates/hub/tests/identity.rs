@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use std::net::IpAddr;
 use tidemark_hub::identity::{Salts, VisitorIds};
-use tidemark_hub::queue::{OutgoingJob, Queue};
+use tidemark_hub::queue::{OutgoingJob, Queue, QueueError};
 use tidemark_shared::job::JobKind;
 use tidemark_testkit::test_env;
 use uuid::Uuid;
@@ -42,20 +42,18 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
     assert_eq!(ids_tuesday.yesterday, ids_monday.today, "yesterday's salt is honoured");
 
     // Through the real ingest script: a session open at 23:50 continues at 00:05 under Monday's visitor id.
-    let pool = deadpool_redis::Config::from_url(env.stores.redis_url.clone())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let queue = Queue::new(pool, env.keys.clone(), 1_000, 30 * 60 * 1000);
-    let before = queue.enqueue(&[job(project, ids_monday)]).await.unwrap();
-    let after = queue.enqueue(&[job(project, ids_tuesday)]).await.unwrap();
-    assert_eq!(after[0].visitor_id, ids_monday.today);
-    assert_eq!(after[0].session_id, before[0].session_id);
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1_000, 30 * 60 * 1000).unwrap();
+    assert_eq!(queue.enqueue(vec![job(project, ids_monday)]).await.unwrap(), 1);
+    assert_eq!(queue.enqueue(vec![job(project, ids_tuesday)]).await.unwrap(), 1);
+    let overnight = filed(&env).await;
+    assert_eq!(overnight[1].visitor_id, ids_monday.today);
+    assert_eq!(overnight[1].session_id, overnight[0].session_id);
 
     // A visitor with no session open last night starts under today's id.
     let fresh_ip: IpAddr = "203.0.113.6".parse().unwrap();
     let fresh = replica_a.visitor_ids(tuesday, &project, fresh_ip, ua).await.unwrap();
-    let filed = queue.enqueue(&[job(project, fresh)]).await.unwrap();
-    assert_eq!(filed[0].visitor_id, fresh.today);
+    queue.enqueue(vec![job(project, fresh)]).await.unwrap();
+    assert_eq!(filed(&env).await[2].visitor_id, fresh.today);
 
     // Salts older than yesterday are gone: nobody can recompute Sunday's ids.
     let days: Vec<NaiveDate> =
@@ -66,16 +64,53 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
 #[tokio::test]
 async fn a_new_session_starts_after_the_inactivity_window() {
     let env = test_env().await;
-    let pool = deadpool_redis::Config::from_url(env.stores.redis_url.clone())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let queue = Queue::new(pool, env.keys.clone(), 1_000, 300);
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1_000, 300).unwrap();
     let project = Uuid::new_v4();
     let ids = VisitorIds { today: 11, yesterday: 12 };
-    let first = queue.enqueue(&[job(project, ids)]).await.unwrap();
-    let second = queue.enqueue(&[job(project, ids)]).await.unwrap();
-    assert_eq!(first[0].session_id, second[0].session_id, "activity within the window keeps the session");
+    queue.enqueue(vec![job(project, ids)]).await.unwrap();
+    queue.enqueue(vec![job(project, ids)]).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
-    let third = queue.enqueue(&[job(project, ids)]).await.unwrap();
-    assert_ne!(third[0].session_id, first[0].session_id, "inactivity ends the session");
+    queue.enqueue(vec![job(project, ids)]).await.unwrap();
+    let sessions: Vec<u64> = filed(&env).await.iter().map(|f| f.session_id).collect();
+    assert_eq!(sessions[0], sessions[1], "activity within the window keeps the session");
+    assert_ne!(sessions[2], sessions[0], "inactivity ends the session");
+}
+
+#[tokio::test]
+async fn a_full_stream_refuses_whole_requests_and_keeps_its_entries() {
+    let env = test_env().await;
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 5, 60_000).unwrap();
+    let project = Uuid::new_v4();
+    let ids = VisitorIds { today: 21, yesterday: 22 };
+    let jobs = |n| (0..n).map(|_| job(project, ids)).collect::<Vec<_>>();
+    // Several requests in flight at once share one script call; each is still all or nothing.
+    let (three, two, one) = tokio::join!(queue.enqueue(jobs(3)), queue.enqueue(jobs(2)), queue.enqueue(jobs(1)));
+    let appended = [&three, &two, &one].iter().filter_map(|r| r.as_ref().ok()).sum::<usize>();
+    assert!(appended <= 5, "never past the bound: {three:?} {two:?} {one:?}");
+    assert_eq!(filed(&env).await.len(), appended, "a refused request leaves nothing behind");
+    while filed(&env).await.len() < 5 {
+        queue.enqueue(jobs(1)).await.unwrap();
+    }
+    assert!(matches!(queue.enqueue(jobs(1)).await, Err(QueueError::Full)));
+    assert_eq!(filed(&env).await.len(), 5);
+}
+
+/// What the script filed, in stream order: the session and visitor of each entry.
+struct Filed {
+    session_id: u64,
+    visitor_id: u64,
+}
+
+async fn filed(env: &tidemark_testkit::TestEnv) -> Vec<Filed> {
+    let mut conn = env.redis().await;
+    let entries: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(env.keys.stream(0)).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+    entries
+        .ids
+        .iter()
+        .map(|entry| Filed {
+            session_id: entry.get::<String>("s").unwrap().parse().unwrap(),
+            visitor_id: entry.get::<String>("v").unwrap().parse().unwrap(),
+        })
+        .collect()
 }

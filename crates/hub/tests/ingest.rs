@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tidemark_hub::HubConfig;
 use tidemark_shared::secret::Secret;
+use tidemark_testkit::private_redis::PrivateRedis;
 use tidemark_testkit::{TestEnv, test_env};
 use tidemark_worker::consumer::Consumer;
 use tidemark_worker::events_sink::EventsSink;
@@ -260,6 +261,37 @@ async fn redis_down_is_503_never_202() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")));
     let ready = hub.http.get(format!("{}/readyz", hub.base)).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_redis_crash_keeps_every_202_and_the_hub_recovers_by_itself() {
+    let mut redis = PrivateRedis::start().await.unwrap();
+    let hub = spawn_hub_with(|c| c.redis_url = Secret::new(redis.url())).await;
+    let (_, token) = hub.env.project(&[]).await;
+    let event = |i: usize| json!({"type": "pageview", "url": format!("https://a.io/{i}")}).to_string();
+    let post_all = |range: std::ops::Range<usize>| {
+        let hub = &hub;
+        let token = &token;
+        futures_util::future::join_all(
+            range.map(move |i| async move { hub.post("/v1/event", Some(token), event(i)).await.0 }),
+        )
+    };
+    let before = post_all(0..40).await;
+    assert!(before.iter().all(|s| *s == StatusCode::ACCEPTED), "{before:?}");
+
+    redis.kill().await;
+    let during = post_all(40..50).await;
+    assert!(during.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE), "never 202 while Redis is gone: {during:?}");
+
+    // A fresh Redis process: no connection, no script cache. The hub reconnects and reloads on its own.
+    redis.resume().await.unwrap();
+    let after = post_all(50..80).await;
+    assert!(after.iter().all(|s| *s == StatusCode::ACCEPTED), "{after:?}");
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let len: usize = redis::cmd("XLEN").arg(hub.env.keys.stream(0)).query_async(&mut conn).await.unwrap();
+    assert_eq!(len, 70, "the 40 answered before the crash survived it, and only the 202s are queued");
 }
 
 #[tokio::test]

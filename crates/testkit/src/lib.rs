@@ -13,6 +13,7 @@ use tidemark_shared::keys::Keys;
 use tokio::sync::OnceCell;
 
 pub mod private_clickhouse;
+pub mod private_redis;
 
 /// Where the shared local stack answers.
 #[derive(Debug, Clone)]
