@@ -28,7 +28,7 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tidemark_shared::job::{Agent, EventV1, Geo, IdentifyV1, JobKind, Utm};
+use tidemark_shared::job::{Agent, EventJob, Geo, IdentifyV1, JobKind, Utm};
 use uuid::Uuid;
 
 pub struct IngestState {
@@ -167,7 +167,7 @@ pub async fn post_identify(
             ts_ms: now_ms,
             traits: valid.traits,
         };
-        let json = serde_json::to_string(&job).map_err(|e| IngestError::internal(e.into()))?;
+        let payload = serde_json::to_vec(&job).map_err(|e| IngestError::internal(e.into()))?;
         let outgoing = OutgoingJob {
             kind: JobKind::IdentifyV1,
             shard: shard(&state, &ctx, &project),
@@ -175,7 +175,7 @@ pub async fn post_identify(
             visitor_today,
             visitor_yesterday,
             session_candidate: new_session_id(),
-            json,
+            payload,
             link_user: Some(valid.user_id),
         };
         enqueue(&state, vec![outgoing]).await
@@ -310,15 +310,14 @@ async fn accept_events(
             None => (cookieless.today, cookieless.yesterday),
         };
         let enriched = enrich(state, event, project, visitor_today, now_ms, &agent, &geo);
-        let json = serde_json::to_string(&enriched).map_err(|e| IngestError::internal(e.into()))?;
         jobs.push(OutgoingJob {
-            kind: JobKind::EventV1,
+            kind: JobKind::EventV2,
             shard,
             project: project.id,
             visitor_today,
             visitor_yesterday,
             session_candidate: new_session_id(),
-            json,
+            payload: enriched.to_v2(),
             link_user: None,
         });
     }
@@ -377,7 +376,7 @@ fn enrich(
     now_ms: i64,
     agent: &Agent,
     geo: &Geo,
-) -> EventV1 {
+) -> EventJob {
     let page = event.url.as_ref().map(page_parts).unwrap_or_default();
     let source =
         state.referrers.classify(event.url.as_ref(), event.referrer.as_ref(), &page.utm_source, &page.utm_medium);
@@ -386,7 +385,7 @@ fn enrich(
         if source.host.is_empty() { String::new() } else { event.referrer.map(String::from).unwrap_or_default() };
     // Client clocks drift: a time in the future becomes now, a time too far back becomes the oldest allowed.
     let ts_ms = event.ts_ms.unwrap_or(now_ms).clamp(now_ms - state.max_event_age_ms, now_ms);
-    EventV1 {
+    EventJob {
         project_id: project.id,
         event_id: event_id(&project.id, event.client_id.as_deref()),
         event_type: event.event_type,

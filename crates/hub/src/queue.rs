@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 /// of failing halfway through.
 /// KEYS: the stream, then for each job its session key under today's and under yesterday's visitor id.
 /// ARGV: max stream length (0 skips the check), session ttl ms, then per request its job count followed by six
-///       per job: candidate session id, today's visitor id, yesterday's visitor id, job kind, job JSON, user id to
+///       per job: candidate session id, today's visitor id, yesterday's visitor id, job kind, job payload, user id to
 ///       link to the session ("" for none).
 /// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
 /// the session then carry that user (field `u`) without the site repeating it.
@@ -83,7 +83,8 @@ pub struct OutgoingJob {
     pub visitor_today: u64,
     pub visitor_yesterday: u64,
     pub session_candidate: u64,
-    pub json: String,
+    /// The job encoded as its kind says.
+    pub payload: Vec<u8>,
     /// Set by `/v1/identify`: the user the visitor's session belongs to from now on.
     pub link_user: Option<String>,
 }
@@ -306,7 +307,7 @@ impl Shared {
                         .arg(job.visitor_today)
                         .arg(job.visitor_yesterday)
                         .arg(job.kind.as_str())
-                        .arg(&job.json)
+                        .arg(&job.payload)
                         .arg(job.link_user.as_deref().unwrap_or(""));
                 }
             }

@@ -17,7 +17,7 @@ fn job(project: Uuid, ids: VisitorIds) -> OutgoingJob {
         visitor_today: ids.today,
         visitor_yesterday: ids.yesterday,
         session_candidate: rand::random::<u64>() | 1,
-        json: "{}".into(),
+        payload: b"{}".to_vec(),
         link_user: None,
     }
 }

@@ -38,9 +38,14 @@ pub struct Entry {
 
 impl Entry {
     pub fn field(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.field_bytes(name)?).ok()
+    }
+
+    /// A field as bytes: job payloads may be binary (`event.v2`).
+    pub fn field_bytes(&self, name: &str) -> Option<&[u8]> {
         match self.fields.get(name)? {
-            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-            Value::SimpleString(s) => Some(s),
+            Value::BulkString(bytes) => Some(bytes),
+            Value::SimpleString(s) => Some(s.as_bytes()),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@ use crate::sink::EventTable;
 use serde::Serialize;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
-use tidemark_shared::job::EventV1;
+use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_DEVICES;
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ impl EventTable for DeviceInputRow {
     const GROUP: &'static str = GROUP_DEVICES;
 
     /// Devices do not depend on the session.
-    fn from_event(event: EventV1, _session_id: u64) -> Self {
+    fn from_event(event: EventJob, _session_id: u64) -> Self {
         Self {
             project_id: event.project_id,
             device_id: device_id(&event.project_id, event.visitor_id, &event.agent),

@@ -3,7 +3,7 @@
 use crate::consumer::Entry;
 use crate::sink::EventTable;
 use serde::Serialize;
-use tidemark_shared::job::{EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR, JobKind};
+use tidemark_shared::job::{EventJob, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
 
@@ -51,15 +51,15 @@ pub struct EventRow {
 
 /// The ingest script files session and visitor ids (and a user linked by an identify) beside the job; they are
 /// authoritative over the JSON. Every sink decodes through here, so the three tables agree on them.
-pub fn decode_event(entry: &Entry) -> Result<Option<(EventV1, u64)>, String> {
-    let kind = entry.field(FIELD_KIND).ok_or("entry has no kind field")?;
-    match JobKind::parse(kind) {
-        Some(JobKind::EventV1) => {}
+pub fn decode_event(entry: &Entry) -> Result<Option<(EventJob, u64)>, String> {
+    let raw_kind = entry.field(FIELD_KIND).ok_or("entry has no kind field")?;
+    let kind = match JobKind::parse(raw_kind) {
+        Some(kind) if kind.is_event() => kind,
         Some(_) => return Ok(None),
-        None => return Err(format!("unknown job kind `{kind}`")),
-    }
-    let json = entry.field(FIELD_JOB).ok_or("entry has no job field")?;
-    let mut event: EventV1 = serde_json::from_str(json).map_err(|e| format!("undecodable event job: {e}"))?;
+        None => return Err(format!("unknown job kind `{raw_kind}`")),
+    };
+    let payload = entry.field_bytes(FIELD_JOB).ok_or("entry has no job field")?;
+    let mut event = EventJob::decode(kind, payload)?;
     let session = entry.field(FIELD_SESSION).and_then(|s| s.parse().ok()).ok_or("entry has no valid session id")?;
     if let Some(visitor) = entry.field(FIELD_VISITOR).and_then(|v| v.parse().ok()) {
         event.visitor_id = visitor;
@@ -74,7 +74,7 @@ impl EventTable for EventRow {
     const TABLE: &'static str = "events";
     const GROUP: &'static str = GROUP_EVENTS;
 
-    fn from_event(event: EventV1, session_id: u64) -> Self {
+    fn from_event(event: EventJob, session_id: u64) -> Self {
         let (prop_keys, prop_values) = event.props.into_iter().unzip();
         Self {
             project_id: event.project_id,

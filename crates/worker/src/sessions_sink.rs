@@ -5,7 +5,7 @@
 
 use crate::sink::EventTable;
 use serde::Serialize;
-use tidemark_shared::job::EventV1;
+use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_SESSIONS;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ impl EventTable for SessionInputRow {
     const TABLE: &'static str = "session_input";
     const GROUP: &'static str = GROUP_SESSIONS;
 
-    fn from_event(event: EventV1, session_id: u64) -> Self {
+    fn from_event(event: EventJob, session_id: u64) -> Self {
         let ts_ms = event.ts_ms.max(0) as u64;
         Self {
             project_id: event.project_id,

@@ -64,7 +64,7 @@ pub trait Sink {
 pub trait EventTable: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync {
     const TABLE: &'static str;
     const GROUP: &'static str;
-    fn from_event(event: tidemark_shared::job::EventV1, session_id: u64) -> Self;
+    fn from_event(event: tidemark_shared::job::EventJob, session_id: u64) -> Self;
 }
 
 /// The sink of every worker kind: decode the event job, build the kind's row, insert the batch into its table.

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tidemark_shared::job::{Agent, EventType, EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, Geo, Utm};
+use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, Geo, Utm};
 use tidemark_shared::keys::{GROUPS, Keys};
 use tidemark_testkit::TestEnv;
 use tidemark_worker::consumer::group_lag;
@@ -247,7 +247,7 @@ async fn latency_run(bin_dir: &Path, rate: u64, seconds: u64) -> anyhow::Result<
     Ok(())
 }
 
-fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, event: &EventV1, session: u64) {
+fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, event: &EventJob, session: u64) {
     pipe.cmd("XADD")
         .arg(keys.stream(0))
         .arg("*")
@@ -263,7 +263,7 @@ fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, event: &EventV1, session: u64) 
 }
 
 /// An enriched pageview or event of the kind a content site sends: 2,000 visitors with a few sessions each.
-fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventV1, u64) {
+fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventJob, u64) {
     const PAGES: [&str; 8] = ["/", "/pricing", "/docs", "/docs/install", "/blog/launch", "/about", "/signup", "/faq"];
     const AGENTS: [(&str, &str, &str, &str, &str); 4] = [
         ("Chrome", "130", "Windows", "10", "desktop"),
@@ -275,7 +275,7 @@ fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventV1, u64) {
     let path = PAGES[rng.random_range(0..PAGES.len())];
     let (browser, browser_version, os, os_version, device) = AGENTS[(visitor % 4) as usize];
     let custom = rng.random_bool(0.1);
-    let event = EventV1 {
+    let event = EventJob {
         project_id: project,
         event_id: Uuid::new_v4(),
         event_type: if custom { EventType::Custom } else { EventType::Pageview },

@@ -94,7 +94,7 @@ async fn poison_entries_are_dead_lettered_and_the_rest_of_their_batch_is_written
         "{rejected:?}"
     );
     assert_eq!((rejected["group"].as_str(), rejected["deliveries"].as_str()), ("events", "1"));
-    assert!(dead.iter().any(|d| d["error"].contains("undecodable event job")));
+    assert!(dead.iter().any(|d| d["error"].contains("undecodable event.v1 job")));
     assert!(dead.iter().any(|d| d["error"].contains("unknown job kind `event.v9`")));
     assert!(dead.iter().all(|d| d.contains_key("entry") && d.contains_key("consumer")));
 }

@@ -4,7 +4,7 @@
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 use tidemark_shared::clickhouse::ClickHouse;
-use tidemark_shared::job::{Agent, EventType, EventV1, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, JobKind};
+use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::Keys;
 use tidemark_testkit::TestEnv;
 use tidemark_worker::consumer::Consumer;
@@ -28,8 +28,8 @@ pub fn agent(browser: &str, os: &str, device: &str) -> Agent {
 }
 
 /// One enriched event as the hub builds it.
-pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &str) -> EventV1 {
-    EventV1 {
+pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &str) -> EventJob {
+    EventJob {
         project_id: project,
         event_id: Uuid::new_v4(),
         event_type: kind,
@@ -55,7 +55,7 @@ pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &st
 }
 
 /// Appends jobs with the fields the hub's Lua script writes (`k`, `s`, `v`, `j`), pipelined; returns entry ids.
-pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(EventV1, u64)]) -> Vec<String> {
+pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(EventJob, u64)]) -> Vec<String> {
     let mut ids = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(1000) {
         let mut pipe = redis::pipe();
@@ -79,7 +79,7 @@ pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(Eve
 }
 
 /// `n` events of `visitors` visitors, each visitor one session, a second apart, on three pages.
-pub fn load(project: Uuid, n: usize, visitors: u64, start_ms: i64) -> Vec<(EventV1, u64)> {
+pub fn load(project: Uuid, n: usize, visitors: u64, start_ms: i64) -> Vec<(EventJob, u64)> {
     (0..n)
         .map(|i| {
             let visitor = 1 + (i as u64 % visitors);

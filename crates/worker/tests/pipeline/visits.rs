@@ -9,7 +9,7 @@
 
 use crate::support::*;
 use std::collections::HashMap;
-use tidemark_shared::job::{EventType, EventV1};
+use tidemark_shared::job::{EventJob, EventType};
 use tidemark_shared::queries::by_name;
 use tidemark_worker::devices_sink::DevicesSink;
 use tidemark_worker::events_sink::EventsSink;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 const SESSION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
 
 /// The hub's rule: a visitor's event more than 30 minutes after its previous one opens a new session.
-fn assign_sessions(events: Vec<EventV1>) -> Vec<(EventV1, u64)> {
+fn assign_sessions(events: Vec<EventJob>) -> Vec<(EventJob, u64)> {
     let mut last: HashMap<u64, (i64, u64)> = HashMap::new();
     let mut next_id = 1000u64;
     let mut out = Vec::new();
