@@ -15,8 +15,9 @@ pub struct HubConfig {
     pub key_prefix: String,
     /// Number of ingest streams; more than one only helps on a Redis Cluster.
     pub stream_shards: u16,
-    /// Back-pressure: a shard stream holding this many entries makes the hub answer 503 until workers catch up.
-    pub max_stream_len: u64,
+    /// Back-pressure: a shard stream taking this many bytes of Redis memory (Redis's `MEMORY USAGE` estimate) makes
+    /// the hub answer 503 until workers catch up. Streams are never trimmed of unprocessed entries.
+    pub max_stream_bytes: u64,
     /// Largest request body accepted, in bytes (413 above).
     pub max_body_bytes: usize,
     /// Largest number of events in one `/v1/batch` request.
@@ -51,7 +52,7 @@ impl Default for HubConfig {
             postgres_url: Secret::new("postgres://postgres@127.0.0.1:17432/tidemark".into()),
             key_prefix: "tm".into(),
             stream_shards: 1,
-            max_stream_len: 2_000_000,
+            max_stream_bytes: 1 << 30,
             max_body_bytes: 512 * 1024,
             max_batch: 100,
             max_props_bytes: 8 * 1024,
@@ -77,7 +78,7 @@ impl Validate for HubConfig {
         require_url("postgres_url", self.postgres_url.expose(), &["postgres", "postgresql"])?;
         require_key_prefix("key_prefix", &self.key_prefix)?;
         require_positive("stream_shards", u64::from(self.stream_shards))?;
-        require_positive("max_stream_len", self.max_stream_len)?;
+        require_positive("max_stream_bytes", self.max_stream_bytes)?;
         require_positive("max_body_bytes", self.max_body_bytes as u64)?;
         require_positive("max_batch", self.max_batch as u64)?;
         require_positive("max_props_bytes", self.max_props_bytes as u64)?;

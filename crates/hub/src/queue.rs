@@ -15,61 +15,66 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tidemark_shared::batch;
 use tidemark_shared::job::JobKind;
 use tidemark_shared::keys::Keys;
 use tokio::sync::{mpsc, oneshot};
 
-/// One call files many requests, each all or nothing: either every job of a request is appended or none is.
+/// One call files many requests as one `batch.v1` stream entry ([`tidemark_shared::batch`]): the jobs, framed by
+/// the hub, and the session, visitor and user the script assigned to each. Redis's cost per entry is several times
+/// its cost per byte, so one entry per call instead of one per job is most of what makes a job cheap to queue.
 /// `#!lua` (script flags, Redis 7+) makes Redis refuse the whole call up front when it is out of memory, instead
-/// of failing halfway through.
+/// of failing halfway through. Every request of a call is appended or none is: a call is one entry. Back-pressure
+/// bounds the stream's memory (Redis's own estimate, `MEMORY USAGE` sampling a few nodes: O(1) in the stream's
+/// length), which is what a full queue costs, however many jobs its entries hold.
 /// KEYS: the stream, then for each job its session key under today's and under yesterday's visitor id.
-/// ARGV: max stream length (0 skips the check), session ttl ms, then per request its job count followed by six
-///       per job: candidate session id, today's visitor id, yesterday's visitor id, job kind, job payload, user id to
-///       link to the session ("" for none).
+/// ARGV: max stream bytes (0 skips the check), session ttl ms, the framed jobs of every request, then
+///       per request its job count followed by four per job: candidate session id, today's visitor id,
+///       yesterday's visitor id, user id to link to the session ("" for none).
 /// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
-/// the session then carry that user (field `u`) without the site repeating it.
+/// the session then carry that user without the site repeating it.
 /// Returns, per request, the number of jobs appended, or -1 when the stream had no room for them.
 const INGEST_LUA: &str = r#"#!lua
-local room = math.huge
-if ARGV[1] ~= '0' then room = tonumber(ARGV[1]) - redis.call('XLEN', KEYS[1]) end
-local out, a, k = {}, 3, 2
+local out = {}
+if ARGV[1] ~= '0' and (redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '4') or 0) >= tonumber(ARGV[1]) then
+  local a = 4
+  while a <= #ARGV do
+    out[#out + 1] = -1
+    a = a + 1 + 4 * tonumber(ARGV[a])
+  end
+  return out
+end
+local ttl, assigned, a, k = ARGV[2], {}, 4, 2
 while a <= #ARGV do
   local n = tonumber(ARGV[a])
   a = a + 1
-  if n > room then
-    out[#out + 1] = -1
-    a, k = a + 6 * n, k + 2 * n
-  else
-    room = room - n
-    for _ = 1, n do
-      local key, visitor = KEYS[k], ARGV[a + 1]
-      -- GETEX reads a live session and slides its window in one command: a visitor's later events, most of the
-      -- traffic, cost one session command instead of a read and a write.
-      local value = redis.call('GETEX', key, 'PX', ARGV[2])
-      if not value and KEYS[k + 1] ~= key then
-        value = redis.call('GETEX', KEYS[k + 1], 'PX', ARGV[2])
-        if value then key, visitor = KEYS[k + 1], ARGV[a + 2] end
-      end
-      local sid, uid, link = ARGV[a], '', ARGV[a + 5]
-      if value then
-        local sep = string.find(value, ':', 1, true)
-        if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
-      end
-      if link ~= '' and link ~= uid then
-        uid = link
-        redis.call('SET', key, sid .. ':' .. uid, 'PX', ARGV[2])
-      elseif not value then
-        redis.call('SET', key, sid, 'PX', ARGV[2])
-      end
-      if uid ~= '' then
-        redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 3], 's', sid, 'v', visitor, 'u', uid, 'j', ARGV[a + 4])
-      else
-        redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 3], 's', sid, 'v', visitor, 'j', ARGV[a + 4])
-      end
-      a, k = a + 6, k + 2
+  for _ = 1, n do
+    local key, visitor = KEYS[k], ARGV[a + 1]
+    -- GETEX reads a live session and slides its window in one command: a visitor's later events, most of the
+    -- traffic, cost one session command instead of a read and a write.
+    local value = redis.call('GETEX', key, 'PX', ttl)
+    if not value and KEYS[k + 1] ~= key then
+      value = redis.call('GETEX', KEYS[k + 1], 'PX', ttl)
+      if value then key, visitor = KEYS[k + 1], ARGV[a + 2] end
     end
-    out[#out + 1] = n
+    local sid, uid, link = ARGV[a], '', ARGV[a + 3]
+    if value then
+      local sep = string.find(value, ':', 1, true)
+      if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
+    end
+    if link ~= '' and link ~= uid then
+      uid = link
+      redis.call('SET', key, sid .. ':' .. uid, 'PX', ttl)
+    elseif not value then
+      redis.call('SET', key, sid, 'PX', ttl)
+    end
+    assigned[#assigned + 1] = sid .. ' ' .. visitor .. ' ' .. #uid .. ' ' .. uid .. '\n'
+    a, k = a + 4, k + 2
   end
+  out[#out + 1] = n
+end
+if #assigned > 0 then
+  redis.call('XADD', KEYS[1], '*', 'k', 'batch.v1', 's', table.concat(assigned), 'j', ARGV[3])
 end
 return out
 "#;
@@ -100,6 +105,10 @@ pub enum QueueError {
 /// Most requests one writer files in one round trip; a request holds at most `max_batch` jobs.
 const MAX_COALESCED_REQUESTS: usize = 256;
 
+/// Most jobs in one stream entry, unless a single request holds more. It bounds the work a worker redoes when it
+/// retries an entry; past a few dozen jobs an entry saves Redis nothing more.
+pub const MAX_JOBS_PER_ENTRY: usize = 64;
+
 /// How long a writer waits for Redis to answer. Long enough for a busy Redis (an fsync stall), short enough that
 /// clients get their 503 and retry elsewhere instead of hanging.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,7 +125,7 @@ struct Shared {
     ping_pool: deadpool_redis::Pool,
     keys: Keys,
     script: redis::Script,
-    max_stream_len: u64,
+    max_stream_bytes: u64,
     session_ttl_ms: u64,
 }
 
@@ -135,13 +144,19 @@ static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(0);
 impl Queue {
     /// Connects lazily: writers open their connection on first use, so a hub starts while Redis is down and
     /// answers 503 until it is back.
-    pub fn connect(redis_url: &str, keys: Keys, max_stream_len: u64, session_ttl_ms: u64) -> anyhow::Result<Self> {
+    pub fn connect(redis_url: &str, keys: Keys, max_stream_bytes: u64, session_ttl_ms: u64) -> anyhow::Result<Self> {
         let client = tidemark_shared::redis::client(redis_url)?;
         let mut ping = deadpool_redis::Config::from_url(redis_url);
         ping.pool = Some(deadpool_redis::PoolConfig::new(2));
         let ping_pool = ping.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-        let shared =
-            Shared { client, ping_pool, keys, script: redis::Script::new(INGEST_LUA), max_stream_len, session_ttl_ms };
+        let shared = Shared {
+            client,
+            ping_pool,
+            keys,
+            script: redis::Script::new(INGEST_LUA),
+            max_stream_bytes,
+            session_ttl_ms,
+        };
         Ok(Self { shared: Arc::new(shared), id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
@@ -253,7 +268,22 @@ impl Shared {
         for (i, pending) in batch.iter().enumerate() {
             by_shard.entry(pending.jobs[0].shard).or_default().push(i);
         }
-        let groups: Vec<(u16, Vec<usize>)> = by_shard.into_iter().collect();
+        // One script call, so one stream entry, per shard and per MAX_JOBS_PER_ENTRY jobs (a request is never split).
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (shard, members) in by_shard {
+            let mut jobs = 0;
+            for i in members {
+                let n = batch[i].jobs.len();
+                match groups.last_mut() {
+                    Some((s, group)) if *s == shard && jobs + n <= MAX_JOBS_PER_ENTRY => group.push(i),
+                    _ => {
+                        groups.push((shard, vec![i]));
+                        jobs = 0;
+                    }
+                }
+                jobs += n;
+            }
+        }
         let mut replies = self.run(conn, batch, &groups).await?;
         let unknown: Vec<usize> = (0..groups.len()).filter(|&g| is_noscript(&replies[g])).collect();
         if !unknown.is_empty() {
@@ -287,6 +317,7 @@ impl Shared {
     ) -> Result<Vec<Value>, QueueError> {
         let mut pipe = Pipeline::with_capacity(groups.len());
         pipe.ignore_errors();
+        let mut frames = Vec::new();
         for (shard, members) in groups {
             let requests = members.iter().map(|&i| &batch[i]);
             let jobs: usize = requests.clone().map(|p| p.jobs.len()).sum();
@@ -299,15 +330,17 @@ impl Shared {
                     job.visitor_yesterday,
                 ));
             }
-            cmd.arg(self.max_stream_len).arg(self.session_ttl_ms);
+            frames.clear();
+            for job in requests.clone().flat_map(|p| &p.jobs) {
+                batch::frame_job(&mut frames, job.kind.as_str(), &job.payload);
+            }
+            cmd.arg(self.max_stream_bytes).arg(self.session_ttl_ms).arg(&frames);
             for pending in requests {
                 cmd.arg(pending.jobs.len());
                 for job in &pending.jobs {
                     cmd.arg(job.session_candidate)
                         .arg(job.visitor_today)
                         .arg(job.visitor_yesterday)
-                        .arg(job.kind.as_str())
-                        .arg(&job.payload)
                         .arg(job.link_user.as_deref().unwrap_or(""));
                 }
             }

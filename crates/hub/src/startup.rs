@@ -34,7 +34,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         queue: Queue::connect(
             config.redis_url.expose(),
             keys,
-            config.max_stream_len,
+            config.max_stream_bytes,
             config.session_timeout_secs * 1000,
         )
         .context("setting up the Redis queue")?,

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use std::net::IpAddr;
 use tidemark_hub::identity::{Salts, VisitorIds};
 use tidemark_hub::queue::{OutgoingJob, Queue, QueueError};
+use tidemark_shared::batch;
 use tidemark_shared::job::JobKind;
 use tidemark_testkit::test_env;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
     assert_eq!(ids_tuesday.yesterday, ids_monday.today, "yesterday's salt is honoured");
 
     // Through the real ingest script: a session open at 23:50 continues at 00:05 under Monday's visitor id.
-    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1_000, 30 * 60 * 1000).unwrap();
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 30 * 60 * 1000).unwrap();
     assert_eq!(queue.enqueue(vec![job(project, ids_monday)]).await.unwrap(), 1);
     assert_eq!(queue.enqueue(vec![job(project, ids_tuesday)]).await.unwrap(), 1);
     let overnight = filed(&env).await;
@@ -64,7 +65,7 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
 #[tokio::test]
 async fn a_new_session_starts_after_the_inactivity_window() {
     let env = test_env().await;
-    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1_000, 300).unwrap();
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 300).unwrap();
     let project = Uuid::new_v4();
     let ids = VisitorIds { today: 11, yesterday: 12 };
     queue.enqueue(vec![job(project, ids)]).await.unwrap();
@@ -79,38 +80,74 @@ async fn a_new_session_starts_after_the_inactivity_window() {
 #[tokio::test]
 async fn a_full_stream_refuses_whole_requests_and_keeps_its_entries() {
     let env = test_env().await;
-    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 5, 60_000).unwrap();
+    // A bound of one byte: the empty stream takes a call, and then the stream is full. Requests in flight together
+    // share one script call and so one entry.
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1, 60_000).unwrap();
     let project = Uuid::new_v4();
     let ids = VisitorIds { today: 21, yesterday: 22 };
     let jobs = |n| (0..n).map(|_| job(project, ids)).collect::<Vec<_>>();
-    // Several requests in flight at once share one script call; each is still all or nothing.
     let (three, two, one) = tokio::join!(queue.enqueue(jobs(3)), queue.enqueue(jobs(2)), queue.enqueue(jobs(1)));
-    let appended = [&three, &two, &one].iter().filter_map(|r| r.as_ref().ok()).sum::<usize>();
-    assert!(appended <= 5, "never past the bound: {three:?} {two:?} {one:?}");
-    assert_eq!(filed(&env).await.len(), appended, "a refused request leaves nothing behind");
-    while filed(&env).await.len() < 5 {
-        queue.enqueue(jobs(1)).await.unwrap();
-    }
-    assert!(matches!(queue.enqueue(jobs(1)).await, Err(QueueError::Full)));
-    assert_eq!(filed(&env).await.len(), 5);
+    let appended = [&three, &two, &one].iter().map(|r| *r.as_ref().unwrap()).sum::<usize>();
+    assert_eq!(appended, 6, "{three:?} {two:?} {one:?}");
+    let entries = filed_entries(&env).await;
+    assert_eq!(entries.len(), 6, "every job of every request is filed");
+    assert!(entries.iter().all(|(id, _)| *id == entries[0].0), "one call, one entry: {entries:?}");
+
+    let (refused, also_refused) = tokio::join!(queue.enqueue(jobs(2)), queue.enqueue(jobs(1)));
+    assert!(matches!(refused, Err(QueueError::Full)), "{refused:?}");
+    assert!(matches!(also_refused, Err(QueueError::Full)), "{also_refused:?}");
+    assert_eq!(filed(&env).await.len(), 6, "a refused request leaves nothing behind");
 }
 
-/// What the script filed, in stream order: the session and visitor of each entry.
+/// The sessions and user links of several requests filed in one call, and a job per request, stay apart.
+#[tokio::test]
+async fn requests_filed_together_keep_their_own_sessions() {
+    let env = test_env().await;
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 60_000).unwrap();
+    let project = Uuid::new_v4();
+    let a = VisitorIds { today: 31, yesterday: 32 };
+    let b = VisitorIds { today: 41, yesterday: 42 };
+    let (ra, rb, ra2) = tokio::join!(
+        queue.enqueue(vec![job(project, a)]),
+        queue.enqueue(vec![job(project, b)]),
+        queue.enqueue(vec![job(project, a)])
+    );
+    assert_eq!((ra.unwrap(), rb.unwrap(), ra2.unwrap()), (1, 1, 1));
+    let jobs = filed(&env).await;
+    let session_of =
+        |visitor: u64| -> Vec<u64> { jobs.iter().filter(|f| f.visitor_id == visitor).map(|f| f.session_id).collect() };
+    let (sa, sb) = (session_of(31), session_of(41));
+    assert_eq!(sa.len(), 2);
+    assert_eq!(sa[0], sa[1], "one visitor, one session, even within one call");
+    assert_eq!(sb.len(), 1);
+    assert_ne!(sa[0], sb[0]);
+}
+
+/// What the script filed, in stream order: the session and visitor of each job.
+#[derive(Debug)]
 struct Filed {
     session_id: u64,
     visitor_id: u64,
 }
 
-async fn filed(env: &tidemark_testkit::TestEnv) -> Vec<Filed> {
+/// Every job in the stream, with the stream entry that holds it.
+async fn filed_entries(env: &tidemark_testkit::TestEnv) -> Vec<(String, Filed)> {
     let mut conn = env.redis().await;
     let entries: redis::streams::StreamRangeReply =
         redis::cmd("XRANGE").arg(env.keys.stream(0)).arg("-").arg("+").query_async(&mut conn).await.unwrap();
-    entries
-        .ids
-        .iter()
-        .map(|entry| Filed {
-            session_id: entry.get::<String>("s").unwrap().parse().unwrap(),
-            visitor_id: entry.get::<String>("v").unwrap().parse().unwrap(),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for entry in &entries.ids {
+        assert_eq!(entry.get::<String>("k").as_deref(), Some(batch::BATCH_V1), "the hub writes batch entries");
+        let assigned: Vec<u8> = entry.get(batch::FIELD_ASSIGNED).unwrap();
+        let frames: Vec<u8> = entry.get(batch::FIELD_JOBS).unwrap();
+        for job in batch::split(&assigned, &frames).unwrap() {
+            let filed = Filed { session_id: job.session.parse().unwrap(), visitor_id: job.visitor.parse().unwrap() };
+            out.push((entry.id.clone(), filed));
+        }
+    }
+    out
+}
+
+async fn filed(env: &tidemark_testkit::TestEnv) -> Vec<Filed> {
+    filed_entries(env).await.into_iter().map(|(_, f)| f).collect()
 }

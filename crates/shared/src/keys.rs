@@ -13,7 +13,7 @@ pub const GROUP_SESSIONS: &str = "sessions";
 pub const GROUP_DEVICES: &str = "devices";
 /// Every group that must see every entry. Entries are trimmed only once all of these processed them, so a group
 /// is listed here only when its worker exists: a listed group whose worker never runs holds the stream until the
-/// hub's `max_stream_len` back-pressure answers 503 (run all three worker kinds).
+/// hub's `max_stream_bytes` back-pressure answers 503 (run all three worker kinds).
 pub const GROUPS: &[&str] = &[GROUP_EVENTS, GROUP_SESSIONS, GROUP_DEVICES];
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Pieces every Tidemark service shares: the jobs on the wire, configuration loading, Redis key names and the
 //! ClickHouse, PostgreSQL and Redis connection helpers.
 
+pub mod batch;
 pub mod ch_migrations;
 pub mod clickhouse;
 pub mod config;

@@ -164,3 +164,23 @@ impl TestEnv {
         }
     }
 }
+
+/// The jobs queued in `stream`, whatever the layout of its entries: the hub's `batch.v1` entries or single-job
+/// entries.
+pub async fn queued_jobs(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> usize {
+    use tidemark_shared::batch;
+    let entries: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query_async(conn).await.expect("XRANGE");
+    entries
+        .ids
+        .iter()
+        .map(|entry| match entry.get::<String>("k").as_deref() {
+            Some(batch::BATCH_V1) => {
+                let assigned: Vec<u8> = entry.get(batch::FIELD_ASSIGNED).expect("assignments");
+                let frames: Vec<u8> = entry.get(batch::FIELD_JOBS).expect("jobs");
+                batch::split(&assigned, &frames).expect("a batch entry the hub wrote").len()
+            }
+            _ => 1,
+        })
+        .sum()
+}

@@ -6,6 +6,8 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply, StreamReadReply};
 use std::collections::{HashMap, HashSet};
+use tidemark_shared::batch;
+use tidemark_shared::job::{FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR};
 use tidemark_shared::keys::Keys;
 
 /// Resets the idle time of the entries this consumer still owns (XCLAIM JUSTID does not count a delivery) and
@@ -25,6 +27,17 @@ for first = 1, #kept, 500 do
 end
 return kept
 "#;
+
+/// One job of an entry: a single-job entry's fields, or one job of a `batch.v1` entry. `session`, `visitor` and
+/// `user` are what the hub's script assigned ("" when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job<'a> {
+    pub kind: &'a str,
+    pub session: &'a str,
+    pub visitor: &'a str,
+    pub user: &'a str,
+    pub payload: &'a [u8],
+}
 
 /// One stream entry as delivered to this consumer.
 #[derive(Debug, Clone)]
@@ -47,6 +60,38 @@ impl Entry {
             Value::BulkString(bytes) => Some(bytes),
             Value::SimpleString(s) => Some(s.as_bytes()),
             _ => None,
+        }
+    }
+
+    fn is_batch(&self) -> bool {
+        self.field(FIELD_KIND) == Some(batch::BATCH_V1)
+    }
+
+    /// The jobs the entry holds; an error when the entry itself is malformed (every job of it is then poison).
+    pub fn jobs(&self) -> Result<Vec<Job<'_>>, String> {
+        if self.is_batch() {
+            let assigned = self.field_bytes(batch::FIELD_ASSIGNED).ok_or("batch entry has no assignments field")?;
+            let frames = self.field_bytes(batch::FIELD_JOBS).ok_or("batch entry has no jobs field")?;
+            let jobs = batch::split(assigned, frames)?;
+            return Ok(jobs
+                .into_iter()
+                .map(|j| Job { kind: j.kind, session: j.session, visitor: j.visitor, user: j.user, payload: j.payload })
+                .collect());
+        }
+        Ok(vec![Job {
+            kind: self.field(FIELD_KIND).ok_or("entry has no kind field")?,
+            session: self.field(FIELD_SESSION).unwrap_or(""),
+            visitor: self.field(FIELD_VISITOR).unwrap_or(""),
+            user: self.field(FIELD_USER).unwrap_or(""),
+            payload: self.field_bytes(FIELD_JOB).ok_or("entry has no job field")?,
+        }])
+    }
+
+    /// How many jobs the entry holds, without decoding them: to size reads.
+    pub fn job_count(&self) -> usize {
+        match self.field_bytes(batch::FIELD_ASSIGNED) {
+            Some(assigned) if self.is_batch() => batch::count_jobs(assigned).max(1),
+            _ => 1,
         }
     }
 }
@@ -242,28 +287,48 @@ impl Consumer {
         pipe.query_async::<()>(&mut self.conn).await
     }
 
-    /// Parks an entry with its error in the dead-letter stream and acknowledges it, atomically.
-    pub async fn dead_letter(&mut self, entry: &Entry, error: &str, deliveries: u64) -> redis::RedisResult<()> {
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(self.keys.dead_letters(entry.shard)).arg("*");
-        xadd.arg("group").arg(self.group).arg("entry").arg(&entry.id);
-        xadd.arg("error").arg(error).arg("deliveries").arg(deliveries).arg("consumer").arg(&self.name);
-        for (field, value) in &entry.fields {
-            if let Value::BulkString(bytes) = value {
-                xadd.arg(field).arg(bytes.as_slice());
+    /// Parks jobs of `entry` in the dead-letter stream, one dead letter per job with its error, and acknowledges
+    /// the entry, atomically (its other jobs are written). A job is named by its index in [`Entry::jobs`]; `None`
+    /// parks the entry's raw fields, for an entry that cannot be split into jobs.
+    pub async fn dead_letter(
+        &mut self,
+        entry: &Entry,
+        parked: &[(Option<usize>, String)],
+        deliveries: u64,
+    ) -> redis::RedisResult<()> {
+        let jobs = entry.jobs().unwrap_or_default();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (index, error) in parked {
+            let xadd = pipe.cmd("XADD").arg(self.keys.dead_letters(entry.shard)).arg("*");
+            xadd.arg("group").arg(self.group).arg("entry").arg(&entry.id);
+            xadd.arg("error").arg(error).arg("deliveries").arg(deliveries).arg("consumer").arg(&self.name);
+            match index.and_then(|i| jobs.get(i).map(|job| (i, job))) {
+                Some((i, job)) => {
+                    if entry.is_batch() {
+                        xadd.arg("job").arg(i);
+                    }
+                    xadd.arg(FIELD_KIND).arg(job.kind).arg(FIELD_SESSION).arg(job.session);
+                    if !job.visitor.is_empty() {
+                        xadd.arg(FIELD_VISITOR).arg(job.visitor);
+                    }
+                    if !job.user.is_empty() {
+                        xadd.arg(FIELD_USER).arg(job.user);
+                    }
+                    xadd.arg(FIELD_JOB).arg(job.payload);
+                }
+                None => {
+                    for (field, value) in &entry.fields {
+                        if let Value::BulkString(bytes) = value {
+                            xadd.arg(field).arg(bytes.as_slice());
+                        }
+                    }
+                }
             }
+            xadd.ignore();
         }
-        redis::pipe()
-            .atomic()
-            .add_command(xadd)
-            .ignore()
-            .cmd("XACK")
-            .arg(self.keys.stream(entry.shard))
-            .arg(self.group)
-            .arg(&entry.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
-            .await
+        pipe.cmd("XACK").arg(self.keys.stream(entry.shard)).arg(self.group).arg(&entry.id).ignore();
+        pipe.query_async::<()>(&mut self.conn).await
     }
 }
 

@@ -1,9 +1,9 @@
 //! The `events` table: one row per event job.
 
-use crate::consumer::Entry;
+use crate::consumer::Job;
 use crate::sink::EventTable;
 use serde::Serialize;
-use tidemark_shared::job::{EventJob, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR, JobKind};
+use tidemark_shared::job::{EventJob, JobKind};
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
 
@@ -50,22 +50,20 @@ pub struct EventRow {
 }
 
 /// The ingest script files session and visitor ids (and a user linked by an identify) beside the job; they are
-/// authoritative over the JSON. Every sink decodes through here, so the three tables agree on them.
-pub fn decode_event(entry: &Entry) -> Result<Option<(EventJob, u64)>, String> {
-    let raw_kind = entry.field(FIELD_KIND).ok_or("entry has no kind field")?;
-    let kind = match JobKind::parse(raw_kind) {
+/// authoritative over the job's own. Every sink decodes through here, so the three tables agree on them.
+pub fn decode_event(job: &Job<'_>) -> Result<Option<(EventJob, u64)>, String> {
+    let kind = match JobKind::parse(job.kind) {
         Some(kind) if kind.is_event() => kind,
         Some(_) => return Ok(None),
-        None => return Err(format!("unknown job kind `{raw_kind}`")),
+        None => return Err(format!("unknown job kind `{}`", job.kind)),
     };
-    let payload = entry.field_bytes(FIELD_JOB).ok_or("entry has no job field")?;
-    let mut event = EventJob::decode(kind, payload)?;
-    let session = entry.field(FIELD_SESSION).and_then(|s| s.parse().ok()).ok_or("entry has no valid session id")?;
-    if let Some(visitor) = entry.field(FIELD_VISITOR).and_then(|v| v.parse().ok()) {
+    let mut event = EventJob::decode(kind, job.payload)?;
+    let session = job.session.parse().map_err(|_| "entry has no valid session id")?;
+    if let Ok(visitor) = job.visitor.parse() {
         event.visitor_id = visitor;
     }
-    if let Some(user) = entry.field(FIELD_USER).filter(|u| !u.is_empty()) {
-        event.user_id = user.to_owned();
+    if !job.user.is_empty() {
+        event.user_id = job.user.to_owned();
     }
     Ok(Some((event, session)))
 }

@@ -100,6 +100,8 @@ pub struct Engine<S: Sink> {
     stats: Arc<Stats>,
     /// Set by [`run`]: once true, a batch being gathered stops waiting for more entries and is written at once.
     stop: Option<watch::Receiver<bool>>,
+    /// Jobs per entry in the last read, to turn a batch size in jobs into a read count in entries.
+    jobs_per_entry: f64,
 }
 
 /// The longest single blocking read: between reads the engine notices a shutdown, so SIGTERM is not kept waiting
@@ -126,6 +128,7 @@ impl<S: Sink> Engine<S> {
             failures: 0,
             stats: Arc::default(),
             stop: None,
+            jobs_per_entry: 16.0,
         }
     }
 
@@ -176,15 +179,15 @@ impl<S: Sink> Engine<S> {
         Ok(outcome)
     }
 
-    /// Fills a batch: first entries other consumers abandoned, then new ones. Blocks for the first entry, then keeps
-    /// reading until the batch is full or `max_wait` has passed since the first entry arrived. Returns the batch and
-    /// how many abandoned entries were dead-lettered for too many deliveries.
+    /// Fills a batch of about `batch_size` jobs: first entries other consumers abandoned, then new ones. Blocks for
+    /// the first entry, then keeps reading until the batch is full or `max_wait` has passed since the first entry
+    /// arrived. Returns the batch and how many jobs of abandoned entries were dead-lettered for too many deliveries.
     async fn gather(&mut self) -> anyhow::Result<(Vec<Entry>, usize)> {
         let size = self.settings.batch_size;
         let claim_idle = self.recovery.claim_idle.as_millis() as u64;
-        let claimed = self.consumer.claim_stale(claim_idle, size).await?;
-        let mut batch = Vec::with_capacity(size.min(10_000));
-        let mut dead = 0;
+        let claimed = self.consumer.claim_stale(claim_idle, self.entries_for(size)).await?;
+        let mut batch = Vec::with_capacity(self.entries_for(size).min(10_000));
+        let (mut jobs, mut dead) = (0, 0);
         if !claimed.is_empty() {
             bump(&self.stats.reclaimed, claimed.len() as u64);
             metrics::counter!(m::RECLAIMED, "group" => self.sink.group()).increment(claimed.len() as u64);
@@ -196,77 +199,115 @@ impl<S: Sink> Engine<S> {
                     "gave up after {} deliveries: every consumer holding it stopped before acknowledging it",
                     entry.deliveries - 1
                 );
-                self.dead_letter(&entry, &why).await?;
-                dead += 1;
+                let every_job: Vec<(Option<usize>, String)> = match entry.jobs() {
+                    Ok(all) => (0..all.len()).map(|i| (Some(i), why.clone())).collect(),
+                    Err(_) => vec![(None, why)],
+                };
+                dead += self.park(&entry, &every_job).await?;
             } else {
+                jobs += entry.job_count();
                 batch.push(entry);
             }
         }
-        if batch.len() >= size {
+        if jobs >= size {
             return Ok((batch, dead));
         }
         let first_wait = if batch.is_empty() { self.settings.max_wait.min(READ_SLICE * 2) } else { Duration::ZERO };
-        batch.extend(self.consumer.read(size - batch.len(), first_wait.as_millis() as u64).await?);
+        jobs += self.read_into(&mut batch, size - jobs, first_wait).await?;
         if batch.is_empty() {
             return Ok((batch, dead));
         }
         let deadline = Instant::now() + self.settings.max_wait;
-        while batch.len() < size && !self.stopping() {
+        while jobs < size && !self.stopping() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            let block = left.min(READ_SLICE).as_millis().max(1) as u64;
-            batch.extend(self.consumer.read(size - batch.len(), block).await?);
+            jobs += self.read_into(&mut batch, size - jobs, left.min(READ_SLICE).max(Duration::from_millis(1))).await?;
         }
         Ok((batch, dead))
     }
 
+    /// Stream reads count entries and a batch counts jobs: how many entries hold about `jobs` jobs, from what the
+    /// last reads held (a hub files one entry per write, one job at low load, dozens under load).
+    fn entries_for(&self, jobs: usize) -> usize {
+        ((jobs as f64 / self.jobs_per_entry).ceil() as usize).clamp(1, jobs.max(1))
+    }
+
+    /// Reads entries holding up to about `jobs` jobs into `batch`; returns the jobs read.
+    async fn read_into(&mut self, batch: &mut Vec<Entry>, jobs: usize, block: Duration) -> anyhow::Result<usize> {
+        let entries = self.consumer.read(self.entries_for(jobs), block.as_millis() as u64).await?;
+        let read: usize = entries.iter().map(Entry::job_count).sum();
+        if !entries.is_empty() {
+            self.jobs_per_entry = (read as f64 / entries.len() as f64).max(1.0);
+        }
+        batch.extend(entries);
+        Ok(read)
+    }
+
     async fn write_in_flight(&mut self) -> anyhow::Result<Outcome> {
         let mut rows = Vec::with_capacity(self.in_flight.len());
-        // `row_entry[i]` is the index in `in_flight` of the entry `rows[i]` came from.
-        let mut row_entry = Vec::with_capacity(self.in_flight.len());
-        let mut poison = Vec::new();
-        let mut skipped = Vec::new();
+        // `origin[r]` is (entry index in `in_flight`, job index in the entry) of `rows[r]`.
+        let mut origin = Vec::with_capacity(self.in_flight.len());
+        // Per entry, the jobs to park with their errors: a job index, or None for an entry that cannot be split.
+        let mut parked: Vec<Vec<(Option<usize>, String)>> = vec![Vec::new(); self.in_flight.len()];
+        let mut skipped = 0;
         for (i, entry) in self.in_flight.iter().enumerate() {
-            match self.sink.decode(entry) {
-                Decoded::Row(row) => {
-                    rows.push(row);
-                    row_entry.push(i);
+            match entry.jobs() {
+                Err(why) => parked[i].push((None, format!("undecodable: {why}"))),
+                Ok(jobs) => {
+                    for (j, job) in jobs.iter().enumerate() {
+                        match self.sink.decode(job) {
+                            Decoded::Row(row) => {
+                                rows.push(row);
+                                origin.push((i, j));
+                            }
+                            Decoded::Skip => skipped += 1,
+                            Decoded::Poison(why) => parked[i].push((Some(j), format!("undecodable: {why}"))),
+                        }
+                    }
                 }
-                Decoded::Skip => skipped.push(i),
-                Decoded::Poison(why) => poison.push((i, format!("undecodable: {why}"))),
             }
         }
 
         let report = self.write_isolating(&rows).await;
+        // Per entry, its rows neither written nor rejected: an entry with none left is done.
+        let mut unwritten = vec![0usize; self.in_flight.len()];
+        for (row, ok) in report.written.iter().enumerate() {
+            if !ok {
+                unwritten[origin[row].0] += 1;
+            }
+        }
         for (row, error) in &report.rejected {
-            poison.push((row_entry[*row], format!("rejected by ClickHouse: {error}")));
+            let (i, j) = origin[*row];
+            unwritten[i] -= 1;
+            parked[i].push((Some(j), format!("rejected by ClickHouse: {error}")));
         }
         if !report.rejected.is_empty() {
             tracing::warn!(
                 group = self.sink.group(),
-                entries = report.rejected.len(),
+                jobs = report.rejected.len(),
                 error = report.rejected[0].1,
-                "ClickHouse rejected entries; moving them to the dead-letter stream."
+                "ClickHouse rejected jobs; moving them to the dead-letter stream."
             );
         }
-        // An entry is done once written, skipped or dead-lettered; only undone entries are kept for a retry.
-        let mut done = vec![false; self.in_flight.len()];
-        for (row, ok) in report.written.iter().enumerate() {
-            done[row_entry[row]] = *ok;
-        }
-        for i in &skipped {
-            done[*i] = true;
-        }
+        let done: Vec<bool> = unwritten.iter().map(|&n| n == 0).collect();
         let written = report.written.iter().filter(|ok| **ok).count();
-        // Dead letters are acknowledged with their XADD, atomically; the rest is acknowledged in one round trip.
-        let acked: Vec<&Entry> = self.in_flight.iter().zip(&done).filter(|(_, d)| **d).map(|(e, _)| e).collect();
-        self.consumer.ack(&acked).await?;
-        for (i, why) in &poison {
-            let entry = self.in_flight[*i].clone();
-            self.dead_letter(&entry, why).await?;
-            done[*i] = true;
+        // Entries with parked jobs are acknowledged with their dead letters, atomically; the rest in one round trip.
+        let clean: Vec<&Entry> = self
+            .in_flight
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| done[*i] && parked[*i].is_empty())
+            .map(|(_, e)| e)
+            .collect();
+        self.consumer.ack(&clean).await?;
+        let mut dead = 0;
+        for (i, jobs) in parked.iter().enumerate() {
+            if done[i] && !jobs.is_empty() {
+                let entry = self.in_flight[i].clone();
+                dead += self.park(&entry, jobs).await?;
+            }
         }
         let group = self.sink.group();
         bump(&self.stats.rows, written as u64);
@@ -296,7 +337,7 @@ impl<S: Sink> Engine<S> {
         if self.failures > 0 {
             tracing::info!(group, failures = self.failures, "Insert succeeded after retrying.");
         }
-        let outcome = Outcome::Written { rows: written, dead: poison.len(), skipped: skipped.len() };
+        let outcome = Outcome::Written { rows: written, dead, skipped };
         bump(&self.stats.batches, 1);
         metrics::counter!(m::BATCHES, "group" => group).increment(1);
         metrics::histogram!(m::BATCH_ROWS, "group" => group).record(written as f64);
@@ -335,11 +376,12 @@ impl<S: Sink> Engine<S> {
         report
     }
 
-    async fn dead_letter(&mut self, entry: &Entry, why: &str) -> redis::RedisResult<()> {
-        self.consumer.dead_letter(entry, why, entry.deliveries).await?;
-        bump(&self.stats.dead_lettered, 1);
-        metrics::counter!(m::DEAD_LETTERED, "group" => self.sink.group()).increment(1);
-        Ok(())
+    /// Parks jobs of `entry` and acknowledges it; returns the dead letters written.
+    async fn park(&mut self, entry: &Entry, jobs: &[(Option<usize>, String)]) -> redis::RedisResult<usize> {
+        self.consumer.dead_letter(entry, jobs, entry.deliveries).await?;
+        bump(&self.stats.dead_lettered, jobs.len() as u64);
+        metrics::counter!(m::DEAD_LETTERED, "group" => self.sink.group()).increment(jobs.len() as u64);
+        Ok(jobs.len())
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a worker writes to: one ClickHouse table per worker kind.
 
-use crate::consumer::Entry;
+use crate::consumer::Job;
 use std::time::Duration;
 use tidemark_shared::clickhouse::ClickHouse;
 
@@ -41,7 +41,7 @@ fn is_data_error(text: &str) -> bool {
         .is_some_and(|code| DATA_ERRORS.contains(&code))
 }
 
-/// A decoded entry ready for a table, or the reason it can never be written.
+/// A decoded job ready for a table, or the reason it can never be written.
 pub enum Decoded<R> {
     Row(R),
     /// A job this table does not take (another kind): acknowledged without a write.
@@ -54,7 +54,7 @@ pub trait Sink {
     type Row: Send;
     /// The consumer group this sink reads with.
     fn group(&self) -> &'static str;
-    fn decode(&self, entry: &Entry) -> Decoded<Self::Row>;
+    fn decode(&self, job: &Job<'_>) -> Decoded<Self::Row>;
     /// Writes all rows in one insert.
     async fn write(&self, rows: &[Self::Row]) -> Result<(), SinkError>;
 }
@@ -86,8 +86,8 @@ impl<R: EventTable> Sink for EventTableSink<R> {
         R::GROUP
     }
 
-    fn decode(&self, entry: &Entry) -> Decoded<R> {
-        match crate::events_sink::decode_event(entry) {
+    fn decode(&self, job: &Job<'_>) -> Decoded<R> {
+        match crate::events_sink::decode_event(job) {
             Ok(Some((event, session))) => Decoded::Row(R::from_event(event, session)),
             Ok(None) => Decoded::Skip,
             Err(why) => Decoded::Poison(why),

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .env("TIDEMARK_KEY_PREFIX", &env.key_prefix)
         .env("TIDEMARK_TRUSTED_PROXIES", "127.0.0.1")
         .env("TIDEMARK_RATE_LIMIT_PER_SEC", "0")
-        .env("TIDEMARK_MAX_STREAM_LEN", "100000000")
+        .env("TIDEMARK_MAX_STREAM_BYTES", "1000000000000")
         .env("TIDEMARK_GEO_DATABASE", geo_files.join(","))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
     let hub_wall = started.elapsed();
     let redis_cores = (redis_cpu_secs(&mut conn).await? - redis_before) / hub_wall.as_secs_f64();
     let hub_rss = process::peak_rss_mib(hub.id()).unwrap_or(0.0);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{hub_port}/metrics")).await?.text().await?;
     stop(&mut hub);
     trimmer.abort();
 
@@ -135,7 +136,16 @@ async fn main() -> anyhow::Result<()> {
         ratio * 100.0,
         hub_run.p99_ms
     );
-    println!("hub requests {} -> stream entries {} (bots are answered 202 and not queued)", hub_run.requests, queued);
+    let accepted = metric_total(&metrics, "tidemark_hub_events_accepted_total");
+    println!(
+        "hub requests {} (warm-up included: {:.0}) -> events queued {:.0} in {} stream entries, {:.1} events per entry \
+         (bots are answered 202 and not queued)",
+        hub_run.requests,
+        accepted + metric_total(&metrics, "tidemark_hub_events_dropped_total"),
+        accepted,
+        queued,
+        accepted / queued.max(1) as f64
+    );
     Ok(())
 }
 
@@ -161,6 +171,14 @@ async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> anyhow:
         info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
     };
     Ok(field("used_cpu_sys:") + field("used_cpu_user:"))
+}
+
+/// The sum of a Prometheus counter over its labels.
+fn metric_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Every entry ever appended to the stream, trimmed or not (Redis 7's `entries-added`).

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, Geo, Utm};
+use tidemark_shared::batch;
+use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_KIND, Geo, JobKind, Utm};
 use tidemark_shared::keys::{GROUPS, Keys};
 use tidemark_testkit::TestEnv;
 use tidemark_worker::consumer::group_lag;
@@ -86,9 +87,11 @@ async fn drain_run(bin_dir: &Path, kind: &str, procs: usize, n: usize) -> anyhow
     let start_ms = now_ms() - 3_600_000;
     for chunk_start in (0..n).step_by(2000) {
         let mut pipe = redis::pipe();
-        for i in chunk_start..(chunk_start + 2000).min(n) {
-            let (event, session) = realistic(&mut rng, project, start_ms + i as i64);
-            xadd(&mut pipe, &env.keys, &event, session);
+        let jobs: Vec<(EventJob, u64)> = (chunk_start..(chunk_start + 2000).min(n))
+            .map(|i| realistic(&mut rng, project, start_ms + i as i64))
+            .collect();
+        for entry in jobs.chunks(JOBS_PER_ENTRY) {
+            xadd(&mut pipe, &env.keys, entry);
         }
         pipe.query_async::<()>(&mut conn).await?;
     }
@@ -247,18 +250,25 @@ async fn latency_run(bin_dir: &Path, rate: u64, seconds: u64) -> anyhow::Result<
     Ok(())
 }
 
-fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, event: &EventJob, session: u64) {
+/// Jobs per pre-filled entry: about what the hub's writers file per call under load (`just bench hub` prints it).
+const JOBS_PER_ENTRY: usize = 16;
+
+/// One `batch.v1` entry of `event.v2` jobs, as the hub's ingest script writes it.
+fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, jobs: &[(EventJob, u64)]) {
+    let (mut assigned, mut frames) = (Vec::new(), Vec::new());
+    for (event, session) in jobs {
+        batch::frame_job(&mut frames, JobKind::EventV2.as_str(), &event.to_v2());
+        batch::assign_job(&mut assigned, *session, event.visitor_id, "");
+    }
     pipe.cmd("XADD")
         .arg(keys.stream(0))
         .arg("*")
         .arg(FIELD_KIND)
-        .arg("event.v1")
-        .arg(FIELD_SESSION)
-        .arg(session)
-        .arg(FIELD_VISITOR)
-        .arg(event.visitor_id)
-        .arg(FIELD_JOB)
-        .arg(serde_json::to_string(event).expect("job JSON"))
+        .arg(batch::BATCH_V1)
+        .arg(batch::FIELD_ASSIGNED)
+        .arg(assigned)
+        .arg(batch::FIELD_JOBS)
+        .arg(frames)
         .ignore();
 }
 

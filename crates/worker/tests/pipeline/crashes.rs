@@ -29,7 +29,7 @@ async fn kill_9_mid_batch_then_restart_shows_every_event_exactly_once() {
     let project = Uuid::new_v4();
     let (n, visitors) = (30_000usize, 50u64);
     let mut conn = env.redis().await;
-    enqueue(&mut conn, &env.keys, &load(project, n, visitors, 1_750_000_000_000)).await;
+    enqueue_batches(&mut conn, &env.keys, &load(project, n, visitors, 1_750_000_000_000), 16).await;
     let opts = |claim_ms: u64| {
         vec![
             ("TIDEMARK_BATCH_SIZE", "2000".to_owned()),
@@ -79,8 +79,11 @@ async fn an_insert_without_its_ack_is_redelivered_and_invisible_twice() {
         Consumer::connect(&env.stores.redis_url, env.keys.clone(), GROUP_EVENTS, "doomed".into()).await.unwrap();
     let batch = doomed.read(300, 0).await.unwrap();
     let sink = EventsSink::new(env.ch.clone());
-    let rows: Vec<_> =
-        batch.iter().filter_map(|e| if let Decoded::Row(r) = sink.decode(e) { Some(r) } else { None }).collect();
+    let rows: Vec<_> = batch
+        .iter()
+        .flat_map(|e| e.jobs().unwrap())
+        .filter_map(|job| if let Decoded::Row(r) = sink.decode(&job) { Some(r) } else { None })
+        .collect();
     sink.write(&rows).await.unwrap();
     drop(doomed);
 

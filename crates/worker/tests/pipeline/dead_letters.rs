@@ -4,6 +4,7 @@ use crate::support::*;
 use redis::streams::StreamRangeReply;
 use std::collections::HashMap;
 use std::time::Duration;
+use tidemark_shared::batch;
 use tidemark_shared::job::{EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION};
 use tidemark_shared::keys::GROUP_EVENTS;
 use tidemark_worker::consumer::Consumer;
@@ -181,4 +182,64 @@ async fn keeping_a_claim_counts_no_delivery_and_lets_go_of_entries_taken_over() 
         assert_eq!((owner, deliveries), ("holder", 1), "a refresh is not a delivery");
         assert!(idle_ms < 250, "idle time was reset: {idle_ms} ms");
     }
+}
+
+/// A hub's batch entry holding bad jobs: each bad job is parked alone, with its own fields and its index in the
+/// entry; the good jobs of the entry are written; and the entry is acknowledged once, with its dead letters.
+#[tokio::test]
+async fn poison_jobs_inside_a_batch_entry_are_parked_alone() {
+    let env = tidemark_testkit::test_env().await;
+    env.ch
+        .client
+        .query(
+            "CREATE MATERIALIZED VIEW order_amounts ENGINE = Null AS SELECT toUInt32(name) AS amount FROM events \
+             WHERE type = 'custom'",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let project = Uuid::new_v4();
+    let ts = 1_750_000_000_000;
+    let mut rejected = event(project, 2, ts, EventType::Custom, "/checkout");
+    rejected.name = "twelve".into();
+    let jobs: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("event.v2", event(project, 1, ts, EventType::Pageview, "/").to_v2(), 10),
+        ("event.v2", rejected.to_v2(), 20),
+        ("event.v2", vec![0x93, 0x01], 30),
+        ("event.v2", event(project, 3, ts, EventType::Pageview, "/pricing").to_v2(), 40),
+    ];
+    let (mut assigned, mut frames) = (Vec::new(), Vec::new());
+    for (kind, payload, session) in &jobs {
+        batch::frame_job(&mut frames, kind, payload);
+        batch::assign_job(&mut assigned, *session, 99, "");
+    }
+    let mut conn = env.redis().await;
+    let xadd = |assigned: &[u8], frames: &[u8]| {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(env.keys.stream(0)).arg("*").arg(FIELD_KIND).arg(batch::BATCH_V1);
+        cmd.arg(batch::FIELD_ASSIGNED).arg(assigned).arg(batch::FIELD_JOBS).arg(frames);
+        cmd
+    };
+    let _: String = xadd(&assigned, &frames).query_async(&mut conn).await.unwrap();
+    // A batch whose bytes do not add up (a cut frame) cannot be split: it is parked whole.
+    let _: String = xadd(&assigned, &frames[..frames.len() - 3]).query_async(&mut conn).await.unwrap();
+
+    let mut engine = engine(&env, EventsSink::new(env.ch.clone()), "w", settings(1000)).await;
+    assert_eq!(engine.process_batch().await.unwrap(), Outcome::Written { rows: 2, dead: 3, skipped: 0 });
+    let good: u64 =
+        env.ch.client.query("SELECT uniqExactIf(event_id, name != 'twelve') FROM events").fetch_one().await.unwrap();
+    assert_eq!(good, 2, "the two good jobs of the entry are written");
+    assert_eq!(pending(&mut conn, &env.keys, GROUP_EVENTS).await, 0, "both entries are acknowledged");
+
+    let dead = dead_letters(&env).await;
+    assert_eq!(dead.len(), 3, "{dead:#?}");
+    let by_job = |i: &str| dead.iter().find(|d| d.get("job").map(String::as_str) == Some(i));
+    let twelve = by_job("1").expect("the rejected job is parked alone");
+    assert!(twelve["error"].contains("rejected by ClickHouse"), "{twelve:?}");
+    assert_eq!((twelve["k"].as_str(), twelve["s"].as_str(), twelve["v"].as_str()), ("event.v2", "20", "99"));
+    let broken = by_job("2").expect("the undecodable job is parked alone");
+    assert!(broken["error"].contains("undecodable event.v2 job"), "{broken:?}");
+    let whole = dead.iter().find(|d| !d.contains_key("job")).expect("the cut batch is parked whole");
+    assert!(whole["error"].contains("job frame is cut"), "{whole:?}");
+    assert_eq!(whole["k"], batch::BATCH_V1);
 }

@@ -42,7 +42,7 @@ async fn clickhouse_down_for_30_s_under_load_loses_and_doubles_nothing() {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             for chunk in all.chunks(per_tick) {
                 tick.tick().await;
-                enqueue(&mut conn, &keys, chunk).await;
+                enqueue_batches(&mut conn, &keys, chunk, 16).await;
             }
         })
     };

@@ -26,7 +26,7 @@ async fn two_workers_of_a_kind_split_the_load_without_loss_or_duplicates() {
     let project = Uuid::new_v4();
     let (n, visitors) = (20_000usize, 40u64);
     let mut conn = env.redis().await;
-    enqueue(&mut conn, &env.keys, &load(project, n, visitors, 1_750_000_000_000)).await;
+    enqueue_batches(&mut conn, &env.keys, &load(project, n, visitors, 1_750_000_000_000), 16).await;
 
     let e1 = engine(&env, EventsSink::new(env.ch.clone()), "events-1", settings(500)).await;
     let e2 = engine(&env, EventsSink::new(env.ch.clone()), "events-2", settings(500)).await;

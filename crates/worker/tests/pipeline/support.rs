@@ -3,6 +3,7 @@
 
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
+use tidemark_shared::batch;
 use tidemark_shared::clickhouse::ClickHouse;
 use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::Keys;
@@ -54,7 +55,8 @@ pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &st
     }
 }
 
-/// Appends jobs with the fields the hub's Lua script writes (`k`, `s`, `v`, `j`), pipelined; returns entry ids.
+/// Appends jobs as single-job entries (`k`, `s`, `v`, `j`; `event.v1`), the layout of earlier hubs and of
+/// redriven dead letters, pipelined; returns entry ids.
 pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(EventJob, u64)]) -> Vec<String> {
     let mut ids = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(1000) {
@@ -71,6 +73,39 @@ pub async fn enqueue(conn: &mut MultiplexedConnection, keys: &Keys, jobs: &[(Eve
                 .arg(event.visitor_id)
                 .arg(FIELD_JOB)
                 .arg(serde_json::to_string(event).unwrap());
+        }
+        let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
+        ids.extend(chunk_ids);
+    }
+    ids
+}
+
+/// Appends jobs as the hub's script does: `batch.v1` entries of `per_entry` `event.v2` jobs each, with the
+/// script's session and visitor assignments; returns entry ids.
+pub async fn enqueue_batches(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    jobs: &[(EventJob, u64)],
+    per_entry: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in jobs.chunks(per_entry * 100) {
+        let mut pipe = redis::pipe();
+        for entry in chunk.chunks(per_entry) {
+            let (mut assigned, mut frames) = (Vec::new(), Vec::new());
+            for (event, session) in entry {
+                batch::frame_job(&mut frames, JobKind::EventV2.as_str(), &event.to_v2());
+                batch::assign_job(&mut assigned, *session, event.visitor_id, "");
+            }
+            pipe.cmd("XADD")
+                .arg(keys.stream(0))
+                .arg("*")
+                .arg(FIELD_KIND)
+                .arg(batch::BATCH_V1)
+                .arg(batch::FIELD_ASSIGNED)
+                .arg(assigned)
+                .arg(batch::FIELD_JOBS)
+                .arg(frames);
         }
         let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
         ids.extend(chunk_ids);

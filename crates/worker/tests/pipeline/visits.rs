@@ -150,7 +150,7 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
     script.push(ev(vb, 130 + 1800, PAGEVIEW, "/docs/faq"));
     let jobs = assign_sessions(script);
     let mut conn = env.redis().await;
-    enqueue(&mut conn, &env.keys, &jobs).await;
+    enqueue_batches(&mut conn, &env.keys, &jobs, 16).await;
 
     drain_all(&env).await;
 
@@ -239,7 +239,7 @@ async fn devices_are_one_row_per_visitor_and_agent_with_first_and_last_seen() {
     phone.agent = agent("Safari", "iOS", "mobile");
     jobs.push((phone, 21));
     let mut conn = env.redis().await;
-    enqueue(&mut conn, &env.keys, &jobs).await;
+    enqueue_batches(&mut conn, &env.keys, &jobs, 16).await;
     drain(&mut engine(&env, DevicesSink::new(env.ch.clone()), "d", settings(4)).await).await;
 
     let rows = devices(&env.ch, project).await;
@@ -293,7 +293,8 @@ async fn rewrite_everything(env: &tidemark_testkit::TestEnv) {
 async fn write_all<S: Sink>(sink: &S, entries: &[tidemark_worker::consumer::Entry]) {
     let rows: Vec<S::Row> = entries
         .iter()
-        .filter_map(|e| match sink.decode(e) {
+        .flat_map(|e| e.jobs().expect("the hub's entries split"))
+        .filter_map(|job| match sink.decode(&job) {
             Decoded::Row(row) => Some(row),
             _ => None,
         })
