@@ -9,7 +9,7 @@
 //!
 //! The address is used in memory only: it never appears in an error or a log line from here.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -56,15 +56,15 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        single(headers, "cf-connecting-ip")
-            .or_else(|| single(headers, "x-real-ip"))
+        single(headers, &CF_CONNECTING_IP)
+            .or_else(|| single(headers, &X_REAL_IP))
             .or_else(|| self.forwarded_for_client(headers))
             .unwrap_or(peer)
     }
 
     fn forwarded_for_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
         // Several header lines form one list, in order (RFC 9110 section 5.3).
-        let values: Vec<&str> = headers.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()).collect();
         let mut innermost_trusted = None;
         for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
             if hop.trim().is_empty() {
@@ -83,7 +83,12 @@ impl TrustedProxies {
     }
 }
 
-fn single(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
+// Header names as constants: a lookup by `&str` parses the name on every request.
+const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+fn single(headers: &HeaderMap, name: &HeaderName) -> Option<IpAddr> {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(parse_ip)
 }
 
