@@ -308,12 +308,13 @@ impl Consumer {
                     if entry.is_batch() {
                         xadd.arg("job").arg(i);
                     }
-                    xadd.arg(FIELD_KIND).arg(job.kind).arg(FIELD_SESSION).arg(job.session);
-                    if !job.visitor.is_empty() {
-                        xadd.arg(FIELD_VISITOR).arg(job.visitor);
-                    }
-                    if !job.user.is_empty() {
-                        xadd.arg(FIELD_USER).arg(job.user);
+                    xadd.arg(FIELD_KIND).arg(job.kind);
+                    for (field, value) in
+                        [(FIELD_SESSION, job.session), (FIELD_VISITOR, job.visitor), (FIELD_USER, job.user)]
+                    {
+                        if !value.is_empty() {
+                            xadd.arg(field).arg(value);
+                        }
                     }
                     xadd.arg(FIELD_JOB).arg(job.payload);
                 }
