@@ -69,12 +69,12 @@ pub struct ValidIdentify {
 }
 
 pub fn validate_identify(identify: IncomingIdentify, limits: Limits) -> Result<ValidIdentify, IngestError> {
-    let user_id = bounded(identify.user_id.map(|u| u.trim().to_owned()), MAX_USER_ID, "user_id")?
+    let user_id = bounded(identify.user_id.map(|u| u.trim().to_owned()), MAX_USER_ID, FieldName::top("user_id"))?
         .ok_or_else(|| IngestError::field("user_id", "is required"))?;
     Ok(ValidIdentify {
         user_id,
-        traits: flatten_props(identify.traits, limits, "traits")?,
-        anonymous_id: bounded(identify.anonymous_id, MAX_USER_ID, "anonymous_id")?,
+        traits: flatten_props(identify.traits, limits, FieldName::top("traits"))?,
+        anonymous_id: bounded(identify.anonymous_id, MAX_USER_ID, FieldName::top("anonymous_id"))?,
     })
 }
 
@@ -134,7 +134,7 @@ fn strip_position(message: &str) -> String {
 
 /// Checks one event. `at` prefixes field names (`""` for single events, `"[3]."` in a batch).
 pub fn validate(event: IncomingEvent, limits: Limits, at: &str) -> Result<ValidEvent, IngestError> {
-    let field = |name: &str| format!("{at}{name}");
+    let field = |name| FieldName { at, name };
     let event_type = match event.event_type.as_deref() {
         Some("pageview") => EventType::Pageview,
         Some("pageleave") => EventType::Pageleave,
@@ -156,22 +156,22 @@ pub fn validate(event: IncomingEvent, limits: Limits, at: &str) -> Result<ValidE
         return Err(IngestError::field(field("name"), format!("must be at most {MAX_NAME} characters")));
     }
 
-    let url = parse_web_url(event.url.as_deref(), &field("url"))?;
+    let url = parse_web_url(event.url.as_deref(), field("url"))?;
     if url.is_none() && event_type != EventType::Custom {
         return Err(IngestError::field(field("url"), format!("is required for {} events", event_type.as_str())));
     }
-    let referrer = parse_web_url(event.referrer.as_deref(), &field("referrer"))?;
+    let referrer = parse_web_url(event.referrer.as_deref(), field("referrer"))?;
 
-    let props = flatten_props(event.props, limits, &field("props"))?;
+    let props = flatten_props(event.props, limits, field("props"))?;
 
     if let Some(ts) = event.ts
         && ts <= 0
     {
         return Err(IngestError::field(field("ts"), "must be Unix time in milliseconds"));
     }
-    let client_id = bounded(event.id, MAX_ID, &field("id"))?;
-    let user_id = bounded(event.user_id, MAX_USER_ID, &field("user_id"))?.unwrap_or_default();
-    let anonymous_id = bounded(event.anonymous_id, MAX_USER_ID, &field("anonymous_id"))?;
+    let client_id = bounded(event.id, MAX_ID, field("id"))?;
+    let user_id = bounded(event.user_id, MAX_USER_ID, field("user_id"))?.unwrap_or_default();
+    let anonymous_id = bounded(event.anonymous_id, MAX_USER_ID, field("anonymous_id"))?;
     let screen_width = match event.screen_width {
         Some(w) if w > MAX_SCREEN_WIDTH => {
             return Err(IngestError::field(field("screen_width"), format!("must be at most {MAX_SCREEN_WIDTH}")));
@@ -198,7 +198,32 @@ pub fn validate(event: IncomingEvent, limits: Limits, at: &str) -> Result<ValidE
     })
 }
 
-fn parse_web_url(raw: Option<&str>, field: &str) -> Result<Option<url::Url>, IngestError> {
+/// A field's name as errors print it (`url`, `[3].url`), built only when there is an error to report.
+#[derive(Clone, Copy)]
+struct FieldName<'a> {
+    at: &'a str,
+    name: &'a str,
+}
+
+impl FieldName<'static> {
+    fn top(name: &'static str) -> Self {
+        Self { at: "", name }
+    }
+}
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.at, self.name)
+    }
+}
+
+impl From<FieldName<'_>> for String {
+    fn from(field: FieldName<'_>) -> Self {
+        field.to_string()
+    }
+}
+
+fn parse_web_url(raw: Option<&str>, field: FieldName<'_>) -> Result<Option<url::Url>, IngestError> {
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
     if raw.len() > MAX_URL {
         return Err(IngestError::field(field, format!("must be at most {MAX_URL} bytes")));
@@ -210,7 +235,7 @@ fn parse_web_url(raw: Option<&str>, field: &str) -> Result<Option<url::Url>, Ing
     Ok(Some(url))
 }
 
-fn bounded(value: Option<String>, max: usize, field: &str) -> Result<Option<String>, IngestError> {
+fn bounded(value: Option<String>, max: usize, field: FieldName<'_>) -> Result<Option<String>, IngestError> {
     match value {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
@@ -223,7 +248,7 @@ fn bounded(value: Option<String>, max: usize, field: &str) -> Result<Option<Stri
 fn flatten_props(
     props: Option<Map<String, Value>>,
     limits: Limits,
-    field: &str,
+    field: FieldName<'_>,
 ) -> Result<Vec<(String, String)>, IngestError> {
     let Some(props) = props else { return Ok(Vec::new()) };
     let mut out = Vec::with_capacity(props.len());
@@ -246,7 +271,7 @@ fn flatten_props(
         };
         size += key.len() + text.len() + 6;
         if size > limits.max_props_bytes {
-            return Err(IngestError::TooLarge { what: field.to_owned(), limit: limits.max_props_bytes });
+            return Err(IngestError::TooLarge { what: field.to_string(), limit: limits.max_props_bytes });
         }
         out.push((key, text));
     }
