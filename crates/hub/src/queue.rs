@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tidemark_shared::batch;
 use tidemark_shared::job::JobKind;
-use tidemark_shared::keys::Keys;
+use tidemark_shared::keys::{self, Keys};
 use tokio::sync::{mpsc, oneshot};
 
 /// One call files many requests as one `batch.v1` stream entry ([`tidemark_shared::batch`]): the jobs, framed by
@@ -323,12 +323,17 @@ impl Shared {
             let jobs: usize = requests.clone().map(|p| p.jobs.len()).sum();
             let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + 2 * jobs);
             cmd.arg(self.keys.stream(*shard));
-            for job in requests.clone().flat_map(|p| &p.jobs) {
-                cmd.arg(self.keys.session(*shard, &job.project, job.visitor_today)).arg(self.keys.session(
-                    *shard,
-                    &job.project,
-                    job.visitor_yesterday,
-                ));
+            let mut key = String::new();
+            for pending in requests.clone() {
+                let prefix = self.keys.session_prefix(*shard, &pending.jobs[0].project);
+                for job in &pending.jobs {
+                    for visitor in [job.visitor_today, job.visitor_yesterday] {
+                        key.clear();
+                        key.push_str(&prefix);
+                        keys::push_visitor(&mut key, visitor);
+                        cmd.arg(&key);
+                    }
+                }
             }
             frames.clear();
             for job in requests.clone().flat_map(|p| &p.jobs) {

@@ -49,13 +49,21 @@ impl Keys {
         format!("{}:{{s{shard}}}:dead", self.prefix)
     }
 
-    pub fn session(&self, shard: u16, project: &uuid::Uuid, visitor: u64) -> String {
-        format!("{}:{{s{shard}}}:sess:{}:{visitor:016x}", self.prefix, project.simple())
+    /// Everything of a session key (`tm:{s<n>}:sess:<project>:<visitor>`) before the visitor: the same for every job of one request, so the hub formats
+    /// it once and appends each visitor with [`push_visitor`].
+    pub fn session_prefix(&self, shard: u16, project: &uuid::Uuid) -> String {
+        format!("{}:{{s{shard}}}:sess:{}:", self.prefix, project.simple())
     }
 
     pub fn streams(&self) -> impl Iterator<Item = (u16, String)> + '_ {
         (0..self.shards).map(|s| (s, self.stream(s)))
     }
+}
+
+/// Appends a visitor id as a session key ends: 16 lower-case hex digits.
+pub fn push_visitor(key: &mut String, visitor: u64) {
+    use std::fmt::Write;
+    let _ = write!(key, "{visitor:016x}");
 }
 
 #[cfg(test)]
@@ -68,7 +76,9 @@ mod tests {
         let p = uuid::Uuid::nil();
         assert_eq!(keys.stream(2), "tm:{s2}:events");
         assert_eq!(keys.dead_letters(2), "tm:{s2}:dead");
-        assert!(keys.session(2, &p, 0xab).starts_with("tm:{s2}:sess:"));
+        let mut session = keys.session_prefix(2, &p);
+        push_visitor(&mut session, 0xab);
+        assert_eq!(session, "tm:{s2}:sess:00000000000000000000000000000000:00000000000000ab");
         assert_eq!(keys.shard_for(7), 3);
     }
 
