@@ -18,9 +18,10 @@ pub const FIELD_ASSIGNED: &str = "s";
 /// The field holding the framed jobs.
 pub const FIELD_JOBS: &str = "j";
 
-/// One job of a batch entry, borrowed from the entry.
+/// One queued job, borrowed from its stream entry: a job of a batch entry, or a single-job entry's fields.
+/// `session`, `visitor` and `user` are what the hub's script assigned ("" when absent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchedJob<'a> {
+pub struct JobView<'a> {
     pub kind: &'a str,
     pub session: &'a str,
     pub visitor: &'a str,
@@ -44,6 +45,17 @@ pub fn assign_job(assigned: &mut Vec<u8>, session: u64, visitor: u64, user: &str
     assigned.extend_from_slice(format!("{session} {visitor} {} {user}\n", user.len()).as_bytes());
 }
 
+/// The `s` and `j` fields of a batch of events, as the hub's script files them (for tests and benchmarks that fill
+/// a stream without the hub): `(event, session id)` pairs, each under the event's own visitor id.
+pub fn encode_events(events: &[(crate::job::EventJob, u64)]) -> (Vec<u8>, Vec<u8>) {
+    let (mut assigned, mut frames) = (Vec::new(), Vec::new());
+    for (event, session) in events {
+        frame_job(&mut frames, crate::job::JobKind::EventV2.as_str(), &event.to_v2());
+        assign_job(&mut assigned, *session, event.visitor_id, "");
+    }
+    (assigned, frames)
+}
+
 /// How many jobs a batch holds, from its `s` field alone (cheap: no payload is looked at).
 pub fn count_jobs(assigned: &[u8]) -> usize {
     // A user id may hold newlines, so this can overcount; it is only used to size reads.
@@ -52,7 +64,7 @@ pub fn count_jobs(assigned: &[u8]) -> usize {
 
 /// Splits a batch into its jobs. Any inconsistency (a cut frame, more frames than records) refuses the whole
 /// entry: its bytes cannot be trusted.
-pub fn split<'a>(assigned: &'a [u8], frames: &'a [u8]) -> Result<Vec<BatchedJob<'a>>, String> {
+pub fn split<'a>(assigned: &'a [u8], frames: &'a [u8]) -> Result<Vec<JobView<'a>>, String> {
     let mut jobs = Vec::new();
     let (mut a, mut f) = (assigned, frames);
     while !f.is_empty() {
@@ -75,7 +87,7 @@ pub fn split<'a>(assigned: &'a [u8], frames: &'a [u8]) -> Result<Vec<BatchedJob<
         }
         let user = std::str::from_utf8(&rest[..user_len]).map_err(|_| "a user id is not UTF-8")?;
         a = &rest[user_len + 1..];
-        jobs.push(BatchedJob { kind, session, visitor, user, payload });
+        jobs.push(JobView { kind, session, visitor, user, payload });
     }
     if !a.is_empty() {
         return Err("the batch has more assignments than jobs".into());
@@ -115,7 +127,7 @@ mod tests {
         ]);
         let jobs = split(&assigned, &frames).unwrap();
         assert_eq!(jobs.len(), 3);
-        assert_eq!(jobs[0], BatchedJob { kind: "event.v2", session: "7", visitor: "11", user: "", payload: binary });
+        assert_eq!(jobs[0], JobView { kind: "event.v2", session: "7", visitor: "11", user: "", payload: binary });
         assert_eq!((jobs[1].kind, jobs[1].user, jobs[1].payload), ("identify.v1", "u 1\nx", &b"{\"a\":1}"[..]));
         assert_eq!((jobs[2].session, jobs[2].payload), ("9", &b""[..]));
         assert!(count_jobs(&assigned) >= 3);

@@ -28,16 +28,8 @@ end
 return kept
 "#;
 
-/// One job of an entry: a single-job entry's fields, or one job of a `batch.v1` entry. `session`, `visitor` and
-/// `user` are what the hub's script assigned ("" when absent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Job<'a> {
-    pub kind: &'a str,
-    pub session: &'a str,
-    pub visitor: &'a str,
-    pub user: &'a str,
-    pub payload: &'a [u8],
-}
+/// One job of an entry, whichever its layout.
+pub use tidemark_shared::batch::JobView as Job;
 
 /// One stream entry as delivered to this consumer.
 #[derive(Debug, Clone)]
@@ -72,11 +64,7 @@ impl Entry {
         if self.is_batch() {
             let assigned = self.field_bytes(batch::FIELD_ASSIGNED).ok_or("batch entry has no assignments field")?;
             let frames = self.field_bytes(batch::FIELD_JOBS).ok_or("batch entry has no jobs field")?;
-            let jobs = batch::split(assigned, frames)?;
-            return Ok(jobs
-                .into_iter()
-                .map(|j| Job { kind: j.kind, session: j.session, visitor: j.visitor, user: j.user, payload: j.payload })
-                .collect());
+            return batch::split(assigned, frames);
         }
         Ok(vec![Job {
             kind: self.field(FIELD_KIND).ok_or("entry has no kind field")?,

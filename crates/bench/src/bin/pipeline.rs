@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tidemark_shared::batch;
-use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_KIND, Geo, JobKind, Utm};
+use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_KIND, Geo, Utm};
 use tidemark_shared::keys::{GROUPS, Keys};
 use tidemark_testkit::TestEnv;
 use tidemark_worker::consumer::group_lag;
@@ -258,11 +258,7 @@ const JOBS_PER_ENTRY: usize = 16;
 
 /// One `batch.v1` entry of `event.v2` jobs, as the hub's ingest script writes it.
 fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, jobs: &[(EventJob, u64)]) {
-    let (mut assigned, mut frames) = (Vec::new(), Vec::new());
-    for (event, session) in jobs {
-        batch::frame_job(&mut frames, JobKind::EventV2.as_str(), &event.to_v2());
-        batch::assign_job(&mut assigned, *session, event.visitor_id, "");
-    }
+    let (assigned, frames) = batch::encode_events(jobs);
     pipe.cmd("XADD")
         .arg(keys.stream(0))
         .arg("*")

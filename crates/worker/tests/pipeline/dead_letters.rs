@@ -26,11 +26,10 @@ async fn dead_letters(env: &tidemark_testkit::TestEnv) -> Vec<HashMap<String, St
         .collect()
 }
 
-#[tokio::test]
-async fn poison_entries_are_dead_lettered_and_the_rest_of_their_batch_is_written() {
-    let env = tidemark_testkit::test_env().await;
-    // An operator's view on `events` that casts order amounts: ClickHouse rejects any insert block holding an
-    // amount that is not a number (Code 6), a real server-side data error, as a table constraint would.
+/// An operator's view on `events` that casts order amounts (the names of custom events): ClickHouse rejects any
+/// insert block holding an amount that is not a number (Code 6), a real server-side data error, as a table
+/// constraint would.
+async fn refuse_orders_that_are_not_numbers(env: &tidemark_testkit::TestEnv) {
     env.ch
         .client
         .query(
@@ -40,6 +39,12 @@ async fn poison_entries_are_dead_lettered_and_the_rest_of_their_batch_is_written
         .execute()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn poison_entries_are_dead_lettered_and_the_rest_of_their_batch_is_written() {
+    let env = tidemark_testkit::test_env().await;
+    refuse_orders_that_are_not_numbers(&env).await;
     let project = Uuid::new_v4();
     let mut jobs = load(project, 50, 5, 1_750_000_000_000);
     let mut order = event(project, 1, 1_750_000_100_000, EventType::Custom, "/checkout");
@@ -189,15 +194,7 @@ async fn keeping_a_claim_counts_no_delivery_and_lets_go_of_entries_taken_over() 
 #[tokio::test]
 async fn poison_jobs_inside_a_batch_entry_are_parked_alone() {
     let env = tidemark_testkit::test_env().await;
-    env.ch
-        .client
-        .query(
-            "CREATE MATERIALIZED VIEW order_amounts ENGINE = Null AS SELECT toUInt32(name) AS amount FROM events \
-             WHERE type = 'custom'",
-        )
-        .execute()
-        .await
-        .unwrap();
+    refuse_orders_that_are_not_numbers(&env).await;
     let project = Uuid::new_v4();
     let ts = 1_750_000_000_000;
     let mut rejected = event(project, 2, ts, EventType::Custom, "/checkout");

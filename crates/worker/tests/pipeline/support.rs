@@ -92,11 +92,7 @@ pub async fn enqueue_batches(
     for chunk in jobs.chunks(per_entry * 100) {
         let mut pipe = redis::pipe();
         for entry in chunk.chunks(per_entry) {
-            let (mut assigned, mut frames) = (Vec::new(), Vec::new());
-            for (event, session) in entry {
-                batch::frame_job(&mut frames, JobKind::EventV2.as_str(), &event.to_v2());
-                batch::assign_job(&mut assigned, *session, event.visitor_id, "");
-            }
+            let (assigned, frames) = batch::encode_events(entry);
             pipe.cmd("XADD")
                 .arg(keys.stream(0))
                 .arg("*")
