@@ -56,6 +56,14 @@ pub fn encode_events(events: &[(crate::job::EventJob, u64)]) -> (Vec<u8>, Vec<u8
     (assigned, frames)
 }
 
+/// The `XADD` of one batch entry (the hub's script issues its own; this is for tests and benchmarks).
+pub fn xadd(stream: &str, assigned: &[u8], frames: &[u8]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream).arg("*").arg(crate::job::FIELD_KIND).arg(BATCH_V1);
+    cmd.arg(FIELD_ASSIGNED).arg(assigned).arg(FIELD_JOBS).arg(frames);
+    cmd
+}
+
 /// How many jobs a batch holds, from its `s` field alone (cheap: no payload is looked at).
 pub fn count_jobs(assigned: &[u8]) -> usize {
     // A user id may hold newlines, so this can overcount; it is only used to size reads.

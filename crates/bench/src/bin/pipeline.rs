@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tidemark_shared::batch;
-use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_KIND, Geo, Utm};
+use tidemark_shared::job::{Agent, EventJob, EventType, Geo, Utm};
 use tidemark_shared::keys::{GROUPS, Keys};
 use tidemark_testkit::TestEnv;
 use tidemark_worker::consumer::group_lag;
@@ -259,16 +259,7 @@ const JOBS_PER_ENTRY: usize = 16;
 /// One `batch.v1` entry of `event.v2` jobs, as the hub's ingest script writes it.
 fn xadd(pipe: &mut redis::Pipeline, keys: &Keys, jobs: &[(EventJob, u64)]) {
     let (assigned, frames) = batch::encode_events(jobs);
-    pipe.cmd("XADD")
-        .arg(keys.stream(0))
-        .arg("*")
-        .arg(FIELD_KIND)
-        .arg(batch::BATCH_V1)
-        .arg(batch::FIELD_ASSIGNED)
-        .arg(assigned)
-        .arg(batch::FIELD_JOBS)
-        .arg(frames)
-        .ignore();
+    pipe.add_command(batch::xadd(&keys.stream(0), &assigned, &frames)).ignore();
 }
 
 /// An enriched pageview or event of the kind a content site sends: 2,000 visitors with a few sessions each.

@@ -211,15 +211,10 @@ async fn poison_jobs_inside_a_batch_entry_are_parked_alone() {
         batch::assign_job(&mut assigned, *session, 99, "");
     }
     let mut conn = env.redis().await;
-    let xadd = |assigned: &[u8], frames: &[u8]| {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(env.keys.stream(0)).arg("*").arg(FIELD_KIND).arg(batch::BATCH_V1);
-        cmd.arg(batch::FIELD_ASSIGNED).arg(assigned).arg(batch::FIELD_JOBS).arg(frames);
-        cmd
-    };
-    let _: String = xadd(&assigned, &frames).query_async(&mut conn).await.unwrap();
+    let stream = env.keys.stream(0);
+    let _: String = batch::xadd(&stream, &assigned, &frames).query_async(&mut conn).await.unwrap();
     // A batch whose bytes do not add up (a cut frame) cannot be split: it is parked whole.
-    let _: String = xadd(&assigned, &frames[..frames.len() - 3]).query_async(&mut conn).await.unwrap();
+    let _: String = batch::xadd(&stream, &assigned, &frames[..frames.len() - 3]).query_async(&mut conn).await.unwrap();
 
     let mut engine = engine(&env, EventsSink::new(env.ch.clone()), "w", settings(1000)).await;
     assert_eq!(engine.process_batch().await.unwrap(), Outcome::Written { rows: 2, dead: 3, skipped: 0 });

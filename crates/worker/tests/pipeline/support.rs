@@ -93,15 +93,7 @@ pub async fn enqueue_batches(
         let mut pipe = redis::pipe();
         for entry in chunk.chunks(per_entry) {
             let (assigned, frames) = batch::encode_events(entry);
-            pipe.cmd("XADD")
-                .arg(keys.stream(0))
-                .arg("*")
-                .arg(FIELD_KIND)
-                .arg(batch::BATCH_V1)
-                .arg(batch::FIELD_ASSIGNED)
-                .arg(assigned)
-                .arg(batch::FIELD_JOBS)
-                .arg(frames);
+            pipe.add_command(batch::xadd(&keys.stream(0), &assigned, &frames));
         }
         let chunk_ids: Vec<String> = pipe.query_async(conn).await.expect("XADD");
         ids.extend(chunk_ids);
