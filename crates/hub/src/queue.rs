@@ -1,10 +1,11 @@
-//! Appending jobs to the ingest stream. A Lua script assigns each job its session and appends it in the same
-//! round trip, atomically, so workers never race over session boundaries, and refuses a request when the stream is
-//! over its length bound (back-pressure instead of trimming unprocessed entries).
+//! Appending jobs to the ingest stream. A Lua script assigns each job its session and appends the jobs in the same
+//! round trip, atomically, so workers never race over session boundaries, and refuses the call when the stream is
+//! over its memory bound (back-pressure instead of trimming unprocessed entries).
 //!
 //! Each HTTP worker thread has its own writer task and Redis connection. The writer takes every request waiting
-//! on its thread and files them all with one script call per stream shard: under load, dozens of requests share
-//! one round trip and one script invocation, and a request never wakes another thread. A caller still gets its
+//! on its thread and files them all with one script call, so one stream entry, per stream shard (and per
+//! [`MAX_JOBS_PER_ENTRY`] jobs): under load, dozens of requests share one round trip, one script invocation and
+//! one entry, and a request never wakes another thread. A caller still gets its
 //! answer only after Redis answered for its own jobs.
 
 use redis::aio::MultiplexedConnection;
