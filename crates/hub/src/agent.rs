@@ -13,10 +13,10 @@
 //! agents costs parse time but never memory.
 
 use crate::bots::{BotDetector, BotReason};
+use crate::bounded_map::BoundedMap;
 use actix_web::http::header::{HeaderMap, HeaderName};
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::{PoisonError, RwLock};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 use tidemark_shared::job::Agent;
 
 /// The client hints of a request, borrowed from its headers. Chromium browsers send `Sec-CH-UA`,
@@ -80,8 +80,9 @@ impl<'a> ClientHints<'a> {
 pub struct UaVerdict {
     /// `Some(reason)` when the request does not come from a person browsing.
     pub bot: Option<BotReason>,
-    /// Browser, OS and device, parsed for bots too.
-    pub agent: Agent,
+    /// Browser, OS and device, parsed for bots too. Shared: every event of a cached user agent carries the same
+    /// one, and copying its strings per request would cost more than the cache saves.
+    pub agent: Arc<Agent>,
 }
 
 /// Ingestion keeps this many characters of a user agent; classifying the same prefix keeps `hub inspect-ua` and
@@ -91,7 +92,6 @@ pub const MAX_USER_AGENT_CHARS: usize = 512;
 /// 16 shards of 1,792 verdicts, each shard's map exactly filling 2,048 buckets: about 15 MB when full, and more
 /// distinct user agents than a busy site sees in a day.
 const DEFAULT_CACHE_ENTRIES: usize = 28 * 1024;
-const CACHE_SHARDS: usize = 16;
 /// Longer keys (user agent plus hints, in bytes) are classified without caching, so one cache entry stays small.
 const MAX_CACHED_KEY_BYTES: usize = 2048;
 
@@ -136,7 +136,7 @@ impl UaClassifier {
         let mut agent = parse_user_agent(user_agent);
         let bot = self.bots.detect_parsed(user_agent, hints, &agent);
         apply_client_hints(&mut agent, user_agent, hints);
-        UaVerdict { bot, agent }
+        UaVerdict { bot, agent: Arc::new(agent) }
     }
 
     /// Verdicts currently cached.
@@ -183,49 +183,23 @@ impl CacheEntry {
     }
 }
 
-/// The map key is already a keyed hash of the cache key: hashing it again would only cost time.
-#[derive(Default)]
-struct PrehashedU64(u64);
-
-impl Hasher for PrehashedU64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Shard = HashMap<u64, CacheEntry, BuildHasherDefault<PrehashedU64>>;
-
 struct VerdictCache {
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
+    /// Keyed by the keyed hash of the cache key; an entry also holds the key, so a collision is a miss.
+    map: BoundedMap<CacheEntry>,
     /// Random per process, so nobody can craft user agents that all land in one shard.
     seed: RandomState,
 }
 
 impl VerdictCache {
     fn new(entries: usize) -> Self {
-        let per_shard = entries.div_ceil(CACHE_SHARDS);
-        let shards = if per_shard == 0 { 0 } else { CACHE_SHARDS };
-        Self {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
-            per_shard,
-            seed: RandomState::new(),
-        }
+        Self { map: BoundedMap::new(entries), seed: RandomState::new() }
     }
 
     /// `None` when the cache is off or the key too long to be worth keeping.
     fn key<'a>(&self, user_agent: &'a str, hints: &ClientHints<'a>) -> Option<CacheKey<'a>> {
         let [a, b, c, d, e] = hints.key_parts();
         let parts = [user_agent, a, b, c, d, e];
-        if self.shards.is_empty() || parts.iter().map(|p| p.len()).sum::<usize>() > MAX_CACHED_KEY_BYTES {
+        if self.map.is_disabled() || parts.iter().map(|p| p.len()).sum::<usize>() > MAX_CACHED_KEY_BYTES {
             return None;
         }
         let mut h = self.seed.build_hasher();
@@ -236,30 +210,19 @@ impl VerdictCache {
         Some(CacheKey { parts, hash: h.finish() })
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        // The map takes its bucket from the low bits and its tag from the top seven: the shard takes middle ones.
-        &self.shards[(hash >> 32) as usize % self.shards.len()]
-    }
-
     fn get(&self, key: &CacheKey<'_>) -> Option<UaVerdict> {
-        let shard = self.shard(key.hash).read().unwrap_or_else(PoisonError::into_inner);
-        shard.get(&key.hash).filter(|e| e.matches(&key.parts)).map(|e| e.verdict.clone())
+        self.map.get(key.hash, |e| e.matches(&key.parts).then(|| e.verdict.clone()))
     }
 
     fn insert(&self, key: &CacheKey<'_>, verdict: &UaVerdict) {
         // MAX_CACHED_KEY_BYTES keeps every part below u16::MAX.
         let lens = key.parts.map(|p| p.len() as u16);
         let entry = CacheEntry { key: key.parts.concat().into_boxed_str(), lens, verdict: verdict.clone() };
-        let mut shard = self.shard(key.hash).write().unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard && !shard.contains_key(&key.hash) {
-            // Emptying is cheaper than tracking recency, and the user agents that matter come straight back.
-            shard.clear();
-        }
-        shard.insert(key.hash, entry);
+        self.map.insert(key.hash, entry);
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
+        self.map.len()
     }
 }
 
@@ -1102,7 +1065,7 @@ mod tests {
             ),
         ];
         for (ua, want) in cases {
-            assert_eq!(CLASSIFIER.classify(ua, &ClientHints::none()).agent, want, "{ua}");
+            assert_eq!(*CLASSIFIER.classify(ua, &ClientHints::none()).agent, want, "{ua}");
         }
     }
 
@@ -1133,7 +1096,7 @@ mod tests {
             model: Some(r#""""#),
         };
         let verdict = CLASSIFIER.classify(CHROME_WIN, &hints);
-        assert_eq!(verdict.agent, agent("Edge", "131", "Windows", "11", "desktop"));
+        assert_eq!(*verdict.agent, agent("Edge", "131", "Windows", "11", "desktop"));
         assert_eq!(verdict.bot, None);
 
         let win10 = ClientHints { platform_version: Some(r#""10.0.0""#), ..hints };
@@ -1185,7 +1148,7 @@ mod tests {
             platform: Some(r#""macOS""#),
             ..ClientHints::none()
         };
-        assert_eq!(CLASSIFIER.classify(firefox, &hints).agent, agent("Firefox", "133", "Windows", "10", "desktop"));
+        assert_eq!(*CLASSIFIER.classify(firefox, &hints).agent, agent("Firefox", "133", "Windows", "10", "desktop"));
     }
 
     #[test]
@@ -1202,7 +1165,7 @@ mod tests {
         assert_eq!(hints.model, None);
         assert_eq!(hints.full_version_list, None);
         let got = CLASSIFIER.classify(CHROME_WIN, &hints).agent;
-        assert_eq!(got, agent("Opera", "115", "Linux", "", "desktop"));
+        assert_eq!(*got, agent("Opera", "115", "Linux", "", "desktop"));
     }
 
     #[test]
@@ -1239,7 +1202,7 @@ mod tests {
         let e = CacheEntry {
             key: "ab".into(),
             lens: [2, 0, 0, 0, 0, 0],
-            verdict: UaVerdict { bot: None, agent: Agent::default() },
+            verdict: UaVerdict { bot: None, agent: Arc::default() },
         };
         assert!(e.matches(&["ab", "", "", "", "", ""]));
         assert!(!e.matches(&["a", "b", "", "", "", ""]));

@@ -4,28 +4,45 @@
 //! (`country.iso_code`, `subdivisions[0].names.en`, `city.names.en`) and the flat schema of the ip-location-db
 //! packages (`country_code`, `state1`, `city`) that `just up` fetches. See docs/GEO.md.
 //!
+//! IPv4 addresses find their record through [`V4Index`], sorted ranges built at start-up, instead of the file's
+//! search tree; IPv6 addresses walk the tree. Many addresses share one record (a city's networks all point at it), so decoded records are cached by their
+//! offset in the file, as the maxminddb crate suggests: a bounded map of places, never of addresses. The tree walk
+//! from address to record still runs for every lookup.
+//!
 //! The IP is only looked up, never kept, logged or put in an error.
 
+use crate::bounded_map::{BoundedMap, spread};
+use crate::geo_index::V4Index;
 use anyhow::Context;
 use maxminddb::Reader;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 use tidemark_shared::job::Geo;
 
 /// Place names longer than this come from a database we do not understand; they are cut rather than stored whole.
 const MAX_NAME_CHARS: usize = 128;
 
+/// Decoded records kept: a few MB, and more places than a site's visitors come from in a day (a city database
+/// has a few hundred thousand records, and traffic comes mostly from a few thousand of them).
+const CACHED_RECORDS: usize = 64 * 1024;
+
 pub struct GeoDb {
     /// Asked in order; the first that knows the address answers. Several because a database may come as one
     /// file per IP version.
     readers: Vec<Database>,
+    /// Keyed by the reader's index and the record's offset in its data section; `None` for a record that names
+    /// no place, so the next reader is asked.
+    records: BoundedMap<Option<Arc<Geo>>>,
 }
 
 struct Database {
     reader: Reader<Vec<u8>>,
     /// An IPv4-only file cannot be asked about IPv6 addresses at all.
     has_ipv6: bool,
+    /// Finds IPv4 records without walking the file's tree; `None` leaves them to the reader.
+    v4: Option<V4Index>,
 }
 
 impl GeoDb {
@@ -33,7 +50,7 @@ impl GeoDb {
     pub fn open(paths: &[PathBuf]) -> anyhow::Result<Self> {
         anyhow::ensure!(!paths.is_empty(), "no geo database file given");
         let readers = paths.iter().map(|p| open_one(p)).collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { readers })
+        Ok(Self::with_readers(readers))
     }
 
     /// The `geo_database` setting: comma-separated paths. Geo is optional, so nothing here stops the hub: an
@@ -55,6 +72,7 @@ impl GeoDb {
                         database_type = %meta.database_type,
                         build_epoch = meta.build_epoch,
                         ip_version = meta.ip_version,
+                        ipv4_ranges = db.v4.as_ref().map_or(0, V4Index::len),
                         "Opened the geo database."
                     );
                     readers.push(db);
@@ -70,35 +88,76 @@ impl GeoDb {
             tracing::warn!("No geo database could be opened: country, region and city stay empty.");
             return None;
         }
-        Some(Self { readers })
+        Some(Self::with_readers(readers))
     }
 
-    pub fn lookup(&self, ip: IpAddr) -> Geo {
+    fn with_readers(readers: Vec<Database>) -> Self {
+        Self { readers, records: BoundedMap::new(CACHED_RECORDS) }
+    }
+
+    /// The place of `ip`; empty when no database knows it. Shared: every address of one record gets the same.
+    pub fn lookup(&self, ip: IpAddr) -> Arc<Geo> {
         let ip = ip.to_canonical();
         if !is_routable(ip) {
-            return Geo::default();
+            return unknown_place();
         }
-        for db in &self.readers {
+        for (index, db) in self.readers.iter().enumerate() {
             if ip.is_ipv6() && !db.has_ipv6 {
                 continue;
             }
             // A lookup or decoding error means a damaged or unexpected file. It is not worth failing an event
             // for, and its message must not be logged per request, so it reads as "not in this file".
-            let Ok(found) = db.reader.lookup(ip) else { continue };
-            let Ok(Some(record)) = found.decode::<Record>() else { continue };
-            let geo = record.into_geo();
-            if !geo.country.is_empty() || !geo.city.is_empty() {
-                return geo;
+            let (offset, found) = match (ip, &db.v4) {
+                (IpAddr::V4(v4), Some(v4_index)) => (v4_index.offset(v4), None),
+                _ => match db.reader.lookup(ip) {
+                    Ok(found) => (found.offset(), Some(found)),
+                    Err(_) => continue,
+                },
+            };
+            let Some(offset) = offset else { continue };
+            // Offsets are below 2^32 (the format's own limit) and the reader index is tiny: together one u64, and
+            // `spread` is a bijection, so the key is exact and a hit needs no check.
+            let key = spread((offset as u64) | ((index as u64) << 48));
+            let place = match self.records.get(key, |cached| Some(cached.clone())) {
+                Some(cached) => cached,
+                None => {
+                    let found = match found {
+                        Some(found) => found,
+                        None => match db.reader.lookup(ip) {
+                            Ok(found) => found,
+                            Err(_) => continue,
+                        },
+                    };
+                    let decoded = match found.decode::<Record>() {
+                        Ok(Some(record)) => {
+                            Some(record.into_geo()).filter(|g| !g.country.is_empty() || !g.city.is_empty())
+                        }
+                        _ => None,
+                    };
+                    let decoded = decoded.map(Arc::new);
+                    self.records.insert(key, decoded.clone());
+                    decoded
+                }
+            };
+            if let Some(place) = place {
+                return place;
             }
         }
-        Geo::default()
+        unknown_place()
     }
+}
+
+/// The empty place, shared: private addresses and addresses no database knows all get this one.
+pub fn unknown_place() -> Arc<Geo> {
+    static UNKNOWN: LazyLock<Arc<Geo>> = LazyLock::new(Arc::default);
+    UNKNOWN.clone()
 }
 
 fn open_one(path: &Path) -> anyhow::Result<Database> {
     let reader = Reader::open_readfile(path).with_context(|| format!("opening the geo database {}", path.display()))?;
     let has_ipv6 = reader.metadata().ip_version == 6;
-    Ok(Database { reader, has_ipv6 })
+    let v4 = V4Index::build(&reader);
+    Ok(Database { reader, has_ipv6, v4 })
 }
 
 /// Private, loopback and other local addresses locate no one: such a "client" is on the operator's own network or

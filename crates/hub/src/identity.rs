@@ -14,11 +14,12 @@ use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
 
-#[derive(Clone)]
+/// The salts of one day as HMAC keys already set up: keying HMAC-SHA256 costs two of the hash's block
+/// compressions, a third of a visitor id's work, so it is done once a day instead of twice per request.
 struct SaltPair {
     day: NaiveDate,
-    today: [u8; 32],
-    yesterday: [u8; 32],
+    today: HmacSha256,
+    yesterday: HmacSha256,
 }
 
 pub struct Salts {
@@ -46,25 +47,31 @@ impl Salts {
         ip: IpAddr,
         user_agent: &str,
     ) -> anyhow::Result<VisitorIds> {
-        let pair = self.pair_for(day).await?;
-        Ok(VisitorIds {
-            today: keyed_visitor_id(&pair.today, project, ip, user_agent),
-            yesterday: keyed_visitor_id(&pair.yesterday, project, ip, user_agent),
-        })
+        let ids = |pair: &SaltPair| VisitorIds {
+            today: visitor_id_under(&pair.today, project, ip, user_agent),
+            yesterday: visitor_id_under(&pair.yesterday, project, ip, user_agent),
+        };
+        if let Some(pair) = self.current.read().expect("salt lock").as_ref().filter(|p| p.day == day) {
+            return Ok(ids(pair));
+        }
+        let pair = self.load(day).await?;
+        let found = ids(&pair);
+        *self.current.write().expect("salt lock") = Some(pair);
+        Ok(found)
     }
 
-    async fn pair_for(&self, day: NaiveDate) -> anyhow::Result<SaltPair> {
-        if let Some(pair) = self.current.read().expect("salt lock").as_ref().filter(|p| p.day == day) {
-            return Ok(pair.clone());
-        }
+    async fn load(&self, day: NaiveDate) -> anyhow::Result<SaltPair> {
         let yesterday = day.pred_opt().context("date underflow")?;
-        let pair = SaltPair { day, today: self.salt(day).await?, yesterday: self.salt(yesterday).await? };
+        let pair = SaltPair {
+            day,
+            today: salt_key(&self.salt(day).await?),
+            yesterday: salt_key(&self.salt(yesterday).await?),
+        };
         sqlx::query("DELETE FROM daily_salts WHERE day < $1")
             .bind(yesterday)
             .execute(&self.pool)
             .await
             .context("deleting expired salts")?;
-        *self.current.write().expect("salt lock") = Some(pair.clone());
         Ok(pair)
     }
 
@@ -92,7 +99,15 @@ impl Salts {
 }
 
 pub fn keyed_visitor_id(salt: &[u8; 32], project: &Uuid, ip: IpAddr, user_agent: &str) -> u64 {
-    let mut mac = HmacSha256::new_from_slice(salt).expect("HMAC takes any key length");
+    visitor_id_under(&salt_key(salt), project, ip, user_agent)
+}
+
+fn salt_key(salt: &[u8; 32]) -> HmacSha256 {
+    HmacSha256::new_from_slice(salt).expect("HMAC takes any key length")
+}
+
+fn visitor_id_under(key: &HmacSha256, project: &Uuid, ip: IpAddr, user_agent: &str) -> u64 {
+    let mut mac = key.clone();
     mac.update(project.as_bytes());
     match ip {
         IpAddr::V4(v4) => mac.update(&v4.octets()),

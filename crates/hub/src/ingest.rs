@@ -8,7 +8,7 @@ use crate::agent::{ClientHints, UaClassifier, UaVerdict};
 use crate::bots::prefetch_reason;
 use crate::client_ip::TrustedProxies;
 use crate::error::IngestError;
-use crate::geo::GeoDb;
+use crate::geo::{self, GeoDb};
 use crate::identity::{Salts, VisitorIds, anonymous_visitor_id};
 use crate::metrics as m;
 use crate::payload::{
@@ -46,6 +46,7 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_event_age_ms: i64,
+    pub metrics: m::Hot,
 }
 
 impl AsRef<TokenStore> for IngestState {
@@ -57,8 +58,8 @@ impl AsRef<TokenStore> for IngestState {
 /// What the request itself tells us, apart from its body. The client IP lives only here, in memory.
 struct RequestContext<'a> {
     headers: &'a HeaderMap,
-    header_token: Option<String>,
-    origin: Option<String>,
+    header_token: Option<&'a str>,
+    origin: Option<&'a str>,
     ip: IpAddr,
     user_agent: &'a str,
 }
@@ -68,13 +69,13 @@ impl<'a> RequestContext<'a> {
         let headers = req.headers();
         let header_token = header_str(headers, header::AUTHORIZATION)
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(|t| t.trim().to_owned());
+            .map(str::trim);
         let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let user_agent = header_str(headers, header::USER_AGENT).unwrap_or("");
         Self {
             headers,
             header_token,
-            origin: header_str(headers, header::ORIGIN).map(str::to_owned),
+            origin: header_str(headers, header::ORIGIN),
             ip: proxies.client_ip(peer, headers),
             user_agent: truncate_bytes(user_agent, 512),
         }
@@ -111,7 +112,7 @@ pub async fn post_event(
         accept_events(&state, &ctx, &project, vec![valid]).await
     }
     .await;
-    finish(&req, result, started)
+    finish(&state, &req, result, started)
 }
 
 pub async fn post_batch(
@@ -137,7 +138,7 @@ pub async fn post_batch(
         accept_events(&state, &ctx, &project, valid).await
     }
     .await;
-    finish(&req, result, started)
+    finish(&state, &req, result, started)
 }
 
 pub async fn post_identify(
@@ -181,7 +182,7 @@ pub async fn post_identify(
         enqueue(&state, vec![outgoing]).await
     }
     .await;
-    finish(&req, result, started)
+    finish(&state, &req, result, started)
 }
 
 pub async fn preflight(req: HttpRequest) -> HttpResponse {
@@ -200,11 +201,12 @@ pub async fn preflight(req: HttpRequest) -> HttpResponse {
 }
 
 fn finish(
+    state: &IngestState,
     req: &HttpRequest,
     result: Result<HttpResponse, IngestError>,
     started: Instant,
 ) -> Result<HttpResponse, IngestError> {
-    metrics::histogram!(m::REQUEST_SECONDS).record(started.elapsed().as_secs_f64());
+    state.metrics.request_seconds.record(started.elapsed().as_secs_f64());
     match result {
         Ok(mut response) => {
             if let Some(origin) = req.headers().get(header::ORIGIN).cloned() {
@@ -243,9 +245,9 @@ async fn authorize(
     ctx: &RequestContext<'_>,
     body_token: Option<String>,
 ) -> Result<Arc<Project>, IngestError> {
-    let token = ctx.header_token.clone().or(body_token).ok_or(IngestError::MissingToken)?;
-    let project = state.tokens.resolve(&token).await?;
-    if let Some(origin) = &ctx.origin
+    let token = ctx.header_token.or(body_token.as_deref()).ok_or(IngestError::MissingToken)?;
+    let project = state.tokens.resolve(token).await?;
+    if let Some(origin) = ctx.origin
         && !project.allows_origin(origin)
     {
         return Err(IngestError::ForbiddenOrigin { origin: origin.chars().take(200).collect() });
@@ -272,8 +274,10 @@ fn dropped(state: &IngestState, ctx: &RequestContext<'_>, verdict: &UaVerdict, e
 }
 
 fn accepted(n: usize) -> HttpResponse {
-    // Written out rather than built as a JSON value: this is every ingest request's answer.
-    HttpResponse::Accepted().content_type(header::ContentType::json()).body(format!("{{\"accepted\":{n}}}"))
+    // Written out rather than built as a JSON value: this is every ingest request's answer, and most accept one.
+    let mut response = HttpResponse::Accepted();
+    response.content_type(header::ContentType::json());
+    if n == 1 { response.body(r#"{"accepted":1}"#) } else { response.body(format!("{{\"accepted\":{n}}}")) }
 }
 
 async fn accept_events(
@@ -297,7 +301,7 @@ async fn accept_events(
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let agent = verdict.agent;
-    let geo = state.geo.as_ref().map(|g| g.lookup(ctx.ip)).unwrap_or_default();
+    let geo = state.geo.as_ref().map_or_else(geo::unknown_place, |g| g.lookup(ctx.ip));
     let cookieless = cookieless_ids(state, ctx, project).await?;
     let shard = shard(state, ctx, project);
 
@@ -354,7 +358,7 @@ async fn cookieless_ids(
 async fn enqueue(state: &IngestState, jobs: Vec<OutgoingJob>) -> Result<HttpResponse, IngestError> {
     match state.queue.enqueue(jobs).await {
         Ok(appended) => {
-            metrics::counter!(m::ACCEPTED).increment(appended as u64);
+            state.metrics.accepted.increment(appended as u64);
             Ok(accepted(appended))
         }
         Err(QueueError::Full) => {
@@ -375,8 +379,8 @@ fn enrich(
     project: &Project,
     visitor_id: u64,
     now_ms: i64,
-    agent: &Agent,
-    geo: &Geo,
+    agent: &Arc<Agent>,
+    geo: &Arc<Geo>,
 ) -> EventJob {
     let page = event.url.as_ref().map(page_parts).unwrap_or_default();
     let source =

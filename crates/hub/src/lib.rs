@@ -4,10 +4,12 @@
 
 pub mod agent;
 pub mod bots;
+pub mod bounded_map;
 pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod geo;
+pub mod geo_index;
 pub mod identity;
 pub mod ingest;
 pub mod inspect;

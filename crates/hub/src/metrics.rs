@@ -1,5 +1,6 @@
 //! Prometheus metrics of the hub. The recorder is process-wide, so it is installed once and shared.
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -22,4 +23,19 @@ pub fn handle() -> &'static PrometheusHandle {
             .install_recorder()
             .expect("the hub installs the only metrics recorder of its process")
     })
+}
+
+/// Handles of the metrics every accepted request updates, registered once: naming a metric at each update costs a
+/// hash and a lock in the recorder's registry.
+pub struct Hot {
+    pub accepted: Counter,
+    pub request_seconds: Histogram,
+}
+
+impl Hot {
+    /// Installs the recorder first if need be, so the handles are the recorder's and not no-ops.
+    pub fn register() -> Self {
+        handle();
+        Self { accepted: metrics::counter!(ACCEPTED), request_seconds: metrics::histogram!(REQUEST_SECONDS) }
+    }
 }

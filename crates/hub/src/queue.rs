@@ -69,7 +69,9 @@ while a <= #ARGV do
     elseif not value then
       redis.call('SET', key, sid, 'PX', ttl)
     end
-    assigned[#assigned + 1] = sid .. ' ' .. visitor .. ' ' .. #uid .. ' ' .. uid .. '\n'
+    -- A Lua number turns into text through sprintf: most jobs have no user, and their length is written as is.
+    local ulen = uid == '' and '0' or tostring(#uid)
+    assigned[#assigned + 1] = sid .. ' ' .. visitor .. ' ' .. ulen .. ' ' .. uid .. '\n'
     a, k = a + 4, k + 2
   end
   out[#out + 1] = n

@@ -35,39 +35,39 @@ fn geo_db_is_shareable_between_threads() {
 #[test]
 fn nested_geoip2_records_give_country_region_and_city_in_english() {
     let db = open(&[NESTED]);
-    assert_eq!(db.lookup(ip("203.0.113.77")), geo("GB", "England", "London"));
-    assert_eq!(db.lookup(ip("198.51.100.1")), geo("US", "California", "Mountain View"));
-    assert_eq!(db.lookup(ip("2001:db8:1::5")), geo("DE", "Bavaria", "Munich"));
+    assert_eq!(*db.lookup(ip("203.0.113.77")), geo("GB", "England", "London"));
+    assert_eq!(*db.lookup(ip("198.51.100.1")), geo("US", "California", "Mountain View"));
+    assert_eq!(*db.lookup(ip("2001:db8:1::5")), geo("DE", "Bavaria", "Munich"));
     // No English subdivision name: its ISO code stands in. No city at all.
-    assert_eq!(db.lookup(ip("198.51.100.200")), geo("JP", "13", ""));
-    assert_eq!(db.lookup(ip("81.2.69.160")), geo("SE", "", ""));
+    assert_eq!(*db.lookup(ip("198.51.100.200")), geo("JP", "13", ""));
+    assert_eq!(*db.lookup(ip("81.2.69.160")), geo("SE", "", ""));
     // IPv4-mapped IPv6 is the IPv4 address.
-    assert_eq!(db.lookup(ip("::ffff:203.0.113.77")), geo("GB", "England", "London"));
+    assert_eq!(*db.lookup(ip("::ffff:203.0.113.77")), geo("GB", "England", "London"));
 }
 
 #[test]
 fn flat_ip_location_db_records_are_read_too() {
     let db = open(&[FLAT_V4]);
-    assert_eq!(db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"));
-    assert_eq!(db.lookup(ip("192.0.2.44")), geo("AU", "Queensland", "Brisbane"));
-    assert_eq!(db.lookup(ip("198.51.100.9")), geo("CA", "", ""), "country codes are upper-cased");
-    assert_eq!(db.lookup(ip("5.45.1.1")), Geo::default(), "ZZ means unknown");
+    assert_eq!(*db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"));
+    assert_eq!(*db.lookup(ip("192.0.2.44")), geo("AU", "Queensland", "Brisbane"));
+    assert_eq!(*db.lookup(ip("198.51.100.9")), geo("CA", "", ""), "country codes are upper-cased");
+    assert_eq!(*db.lookup(ip("5.45.1.1")), Geo::default(), "ZZ means unknown");
 }
 
 #[test]
 fn unknown_addresses_and_unexpected_records_are_empty() {
     let db = open(&[NESTED]);
-    assert_eq!(db.lookup(ip("8.8.8.8")), Geo::default());
-    assert_eq!(db.lookup(ip("2a00:1450::1")), Geo::default());
+    assert_eq!(*db.lookup(ip("8.8.8.8")), Geo::default());
+    assert_eq!(*db.lookup(ip("2a00:1450::1")), Geo::default());
     // The fixture maps 192.0.2.0/24 to a bare string instead of a map.
-    assert_eq!(db.lookup(ip("192.0.2.1")), Geo::default());
+    assert_eq!(*db.lookup(ip("192.0.2.1")), Geo::default());
 }
 
 #[test]
 fn private_and_loopback_addresses_are_empty_even_when_the_file_maps_them() {
     let db = open(&[NESTED, FLAT_V4]);
     for addr in ["10.1.2.3", "192.168.1.1", "::ffff:10.0.0.1", "fd00::1", "127.0.0.1", "::1", "fe80::1"] {
-        assert_eq!(db.lookup(ip(addr)), Geo::default(), "{addr}");
+        assert_eq!(*db.lookup(ip(addr)), Geo::default(), "{addr}");
     }
 }
 
@@ -75,13 +75,13 @@ fn private_and_loopback_addresses_are_empty_even_when_the_file_maps_them() {
 fn split_ipv4_and_ipv6_files_answer_together_in_either_order() {
     for order in [[FLAT_V4, FLAT_V6], [FLAT_V6, FLAT_V4]] {
         let db = open(&order);
-        assert_eq!(db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"), "{order:?}");
-        assert_eq!(db.lookup(ip("2001:db8::1")), geo("NL", "North Holland", "Amsterdam"), "{order:?}");
-        assert_eq!(db.lookup(ip("2001:db8:8000::1")), geo("BR", "São Paulo", "São Paulo"), "{order:?}");
+        assert_eq!(*db.lookup(ip("203.0.113.77")), geo("FR", "Île-de-France", "Paris"), "{order:?}");
+        assert_eq!(*db.lookup(ip("2001:db8::1")), geo("NL", "North Holland", "Amsterdam"), "{order:?}");
+        assert_eq!(*db.lookup(ip("2001:db8:8000::1")), geo("BR", "São Paulo", "São Paulo"), "{order:?}");
     }
     // Each file alone knows only its own half, and asking it about the other is not an error.
-    assert_eq!(open(&[FLAT_V4]).lookup(ip("2001:db8::1")), Geo::default());
-    assert_eq!(open(&[FLAT_V6]).lookup(ip("203.0.113.77")), Geo::default());
+    assert_eq!(*open(&[FLAT_V4]).lookup(ip("2001:db8::1")), Geo::default());
+    assert_eq!(*open(&[FLAT_V6]).lookup(ip("203.0.113.77")), Geo::default());
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn the_first_file_that_knows_an_address_answers() {
     assert_eq!(open(&[NESTED, FLAT_V4]).lookup(ip("203.0.113.1")).country, "GB");
     assert_eq!(open(&[FLAT_V4, NESTED]).lookup(ip("203.0.113.1")).country, "FR");
     // The nested file has an unreadable record there, so the flat file is asked next.
-    assert_eq!(open(&[NESTED, FLAT_V4]).lookup(ip("192.0.2.1")), geo("AU", "Queensland", "Brisbane"));
+    assert_eq!(*open(&[NESTED, FLAT_V4]).lookup(ip("192.0.2.1")), geo("AU", "Queensland", "Brisbane"));
 }
 
 #[test]
@@ -136,12 +136,65 @@ fn real_database_places_well_known_servers() {
         ("2001:dd8:8:701::2", "AU"),         // APNIC over IPv6
         ("::ffff:193.0.6.139", "NL"),        // IPv4-mapped: must be asked of the IPv4 file
     ];
-    let answers: Vec<(&str, &str, Geo)> = known.iter().map(|&(a, c)| (a, c, db.lookup(ip(a)))).collect();
+    let answers: Vec<(&str, &str, Geo)> = known.iter().map(|&(a, c)| (a, c, (*db.lookup(ip(a))).clone())).collect();
     for (addr, _, got) in &answers {
         println!("{addr:<28} -> {got:?}");
     }
     for (addr, country, got) in answers {
         assert_eq!(got.country, country, "{addr}");
     }
-    assert_eq!(db.lookup(ip("192.168.1.1")), Geo::default());
+    assert_eq!(*db.lookup(ip("192.168.1.1")), Geo::default());
+}
+
+#[test]
+fn addresses_of_one_record_share_one_decoded_place() {
+    let db = open(&[FLAT_V4]);
+    let first = db.lookup(ip("203.0.113.77"));
+    let again = db.lookup(ip("203.0.113.77"));
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "the second lookup is served from the record cache");
+    assert_eq!(*first, geo("FR", "Île-de-France", "Paris"));
+    assert_ne!(*db.lookup(ip("192.0.2.44")), *first);
+}
+
+/// The IPv4 index must name the record the reader's own tree walk finds, for every address: checked at each
+/// network's edges (first address, last address, one past the last) and at pseudo-random addresses, on the
+/// fixtures and, when `TIDEMARK_TEST_REAL_GEO` names them, on the real files (about 20 s in a debug build).
+#[test]
+fn the_ipv4_index_finds_the_record_the_tree_finds() {
+    use maxminddb::{Reader, WithinOptions};
+    use std::net::Ipv4Addr;
+    use tidemark_hub::geo_index::V4Index;
+
+    let mut files: Vec<PathBuf> = [NESTED, FLAT_V4, FLAT_V6].iter().map(|n| fixture(n)).collect();
+    if let Ok(value) = std::env::var("TIDEMARK_TEST_REAL_GEO") {
+        files.extend(value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from));
+    }
+    for file in files {
+        let reader = Reader::open_readfile(&file).unwrap();
+        let Some(index) = V4Index::build(&reader) else {
+            println!("{}: no IPv4 index (the reader answers)", file.display());
+            continue;
+        };
+        let tree = |a: u32| reader.lookup(IpAddr::V4(Ipv4Addr::from(a))).unwrap().offset();
+        let mut probes: Vec<u32> = vec![0, 1, u32::MAX, u32::MAX - 1, 0x0100_0000, 0x7f00_0001];
+        for found in reader.within("0.0.0.0/0".parse().unwrap(), WithinOptions::default()).unwrap().take(200_000) {
+            if let Ok(ipnetwork::IpNetwork::V4(net)) = found.unwrap().network() {
+                let first = u32::from(net.network());
+                let last = u32::from(net.broadcast());
+                probes.extend([first, last, last.wrapping_add(1), first.wrapping_sub(1)]);
+            }
+        }
+        // A fixed xorshift sequence: the same addresses every run.
+        let mut x: u32 = 0x9e37_79b9;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            probes.push(x);
+        }
+        for &a in &probes {
+            assert_eq!(index.offset(Ipv4Addr::from(a)), tree(a), "{} at {}", file.display(), Ipv4Addr::from(a));
+        }
+        println!("{}: {} ranges, {} addresses agree", file.display(), index.len(), probes.len());
+    }
 }

@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::Arc;
 use uuid::Uuid;
 
 pub const FIELD_KIND: &str = "k";
@@ -108,10 +109,12 @@ pub struct EventJob {
     pub referrer_source: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub utm: Utm,
+    /// Shared with every other event from the same place and browser: the hub looks both up once per request
+    /// (from caches), and copying their strings into each event would cost more than the lookups.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub geo: Geo,
+    pub geo: Arc<Geo>,
     #[serde(default, skip_serializing_if = "is_default")]
-    pub agent: Agent,
+    pub agent: Arc<Agent>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub screen_width: u16,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -268,7 +271,17 @@ impl EventJob {
             duration_ms: self.duration_ms,
             props: self.props.iter().map(|(k, v)| (b(k), b(v))).collect(),
         };
-        rmp_serde::to_vec(&wire).expect("an event always encodes")
+        // Sized up front: growing from empty would copy the buffer half a dozen times per event.
+        let strings = [&wire.name, &wire.user_id, &wire.url, &wire.host, &wire.path, &wire.title, &wire.referrer]
+            .into_iter()
+            .chain([&wire.referrer_host, &wire.referrer_source])
+            .chain(wire.utm.iter().chain(&wire.geo).chain(&wire.agent))
+            .map(|s| s.len() + 3)
+            .sum::<usize>();
+        let props = wire.props.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+        let mut out = Vec::with_capacity(strings + props + 96);
+        rmp_serde::encode::write(&mut out, &wire).expect("an event always encodes");
+        out
     }
 
     /// Decodes a job of `kind` (`event.v1` or `event.v2`).
@@ -310,14 +323,14 @@ impl EventJob {
                 term: o(term),
                 content: o(content),
             },
-            geo: Geo { country: o(country), region: o(region), city: o(city) },
-            agent: Agent {
+            geo: Arc::new(Geo { country: o(country), region: o(region), city: o(city) }),
+            agent: Arc::new(Agent {
                 browser: o(browser),
                 browser_version: o(browser_version),
                 os: o(os),
                 os_version: o(os_version),
                 device: o(device),
-            },
+            }),
             screen_width: wire.screen_width,
             duration_ms: wire.duration_ms,
             props: wire.props.into_iter().map(|(k, v)| (o(k), o(v))).collect(),
@@ -361,8 +374,8 @@ mod tests {
             referrer_host: String::new(),
             referrer_source: "direct".into(),
             utm: Utm::default(),
-            geo: Geo::default(),
-            agent: Agent::default(),
+            geo: Default::default(),
+            agent: Default::default(),
             screen_width: 1280,
             duration_ms: 0,
             props: vec![("plan".into(), "pro".into())],
@@ -402,14 +415,14 @@ mod tests {
                 term: full("t"),
                 content: full("c"),
             },
-            geo: Geo { country: full("DE"), region: full("Bavaria"), city: full("München") },
-            agent: Agent {
+            geo: Arc::new(Geo { country: full("DE"), region: full("Bavaria"), city: full("München") }),
+            agent: Arc::new(Agent {
                 browser: full("Firefox"),
                 browser_version: full("132"),
                 os: full("Linux"),
                 os_version: full(""),
                 device: full("desktop"),
-            },
+            }),
             screen_width: 1920,
             duration_ms: 65_000,
             props: vec![(full("plan"), full("pro")), (full("ab"), full("1"))],

@@ -6,6 +6,7 @@ use crate::sink::EventTable;
 use serde::Serialize;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
+use std::sync::Arc;
 use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_DEVICES;
 use uuid::Uuid;
@@ -45,16 +46,17 @@ impl EventTable for DeviceInputRow {
 
     /// Devices do not depend on the session.
     fn from_event(event: EventJob, _session_id: u64) -> Self {
+        let agent = Arc::unwrap_or_clone(event.agent);
         Self {
             project_id: event.project_id,
-            device_id: device_id(&event.project_id, event.visitor_id, &event.agent),
+            device_id: device_id(&event.project_id, event.visitor_id, &agent),
             visitor_id: event.visitor_id,
             ts_ms: event.ts_ms.max(0) as u64,
-            browser: event.agent.browser,
-            browser_version: event.agent.browser_version,
-            os: event.agent.os,
-            os_version: event.agent.os_version,
-            device: event.agent.device,
+            browser: agent.browser,
+            browser_version: agent.browser_version,
+            os: agent.os,
+            os_version: agent.os_version,
+            device: agent.device,
         }
     }
 }

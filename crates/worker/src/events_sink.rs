@@ -3,6 +3,7 @@
 use crate::consumer::Job;
 use crate::sink::EventTable;
 use serde::Serialize;
+use std::sync::Arc;
 use tidemark_shared::job::{EventJob, JobKind};
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
@@ -73,6 +74,8 @@ impl EventTable for EventRow {
     const GROUP: &'static str = GROUP_EVENTS;
 
     fn from_event(event: EventJob, session_id: u64) -> Self {
+        let geo = Arc::unwrap_or_clone(event.geo);
+        let agent = Arc::unwrap_or_clone(event.agent);
         let (prop_keys, prop_values) = event.props.into_iter().unzip();
         Self {
             project_id: event.project_id,
@@ -97,14 +100,14 @@ impl EventTable for EventRow {
             utm_campaign: event.utm.campaign,
             utm_term: event.utm.term,
             utm_content: event.utm.content,
-            country: event.geo.country,
-            region: event.geo.region,
-            city: event.geo.city,
-            browser: event.agent.browser,
-            browser_version: event.agent.browser_version,
-            os: event.agent.os,
-            os_version: event.agent.os_version,
-            device: event.agent.device,
+            country: geo.country,
+            region: geo.region,
+            city: geo.city,
+            browser: agent.browser,
+            browser_version: agent.browser_version,
+            os: agent.os,
+            os_version: agent.os_version,
+            device: agent.device,
             screen_width: event.screen_width,
             duration_ms: event.duration_ms,
             prop_keys,

@@ -5,6 +5,7 @@
 
 use crate::sink::EventTable;
 use serde::Serialize;
+use std::sync::Arc;
 use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_SESSIONS;
 use uuid::Uuid;
@@ -56,6 +57,8 @@ impl EventTable for SessionInputRow {
     const GROUP: &'static str = GROUP_SESSIONS;
 
     fn from_event(event: EventJob, session_id: u64) -> Self {
+        let geo = Arc::unwrap_or_clone(event.geo);
+        let agent = Arc::unwrap_or_clone(event.agent);
         let ts_ms = event.ts_ms.max(0) as u64;
         Self {
             project_id: event.project_id,
@@ -76,14 +79,14 @@ impl EventTable for SessionInputRow {
             utm_campaign: event.utm.campaign,
             utm_term: event.utm.term,
             utm_content: event.utm.content,
-            country: event.geo.country,
-            region: event.geo.region,
-            city: event.geo.city,
-            browser: event.agent.browser,
-            browser_version: event.agent.browser_version,
-            os: event.agent.os,
-            os_version: event.agent.os_version,
-            device: event.agent.device,
+            country: geo.country,
+            region: geo.region,
+            city: geo.city,
+            browser: agent.browser,
+            browser_version: agent.browser_version,
+            os: agent.os,
+            os_version: agent.os_version,
+            device: agent.device,
         }
     }
 }

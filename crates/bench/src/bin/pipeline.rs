@@ -292,14 +292,14 @@ fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventJob, u64) {
         referrer_host: "news.ycombinator.com".into(),
         referrer_source: "referral".into(),
         utm: Utm { source: "newsletter".into(), ..Utm::default() },
-        geo: Geo { country: "DE".into(), region: "BE".into(), city: "Berlin".into() },
-        agent: Agent {
+        geo: Arc::new(Geo { country: "DE".into(), region: "BE".into(), city: "Berlin".into() }),
+        agent: Arc::new(Agent {
             browser: browser.into(),
             browser_version: browser_version.into(),
             os: os.into(),
             os_version: os_version.into(),
             device: device.into(),
-        },
+        }),
         screen_width: 1440,
         duration_ms: 0,
         props: if custom { vec![("plan".into(), "pro".into())] } else { Vec::new() },

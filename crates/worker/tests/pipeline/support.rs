@@ -2,6 +2,7 @@
 //! engines on the test's own key prefix, worker processes, and the counts the assertions compare.
 
 use redis::aio::MultiplexedConnection;
+use std::sync::Arc;
 use std::time::Duration;
 use tidemark_shared::batch;
 use tidemark_shared::clickhouse::ClickHouse;
@@ -18,14 +19,14 @@ use uuid::Uuid;
 
 pub const PAGEVIEW: EventType = EventType::Pageview;
 
-pub fn agent(browser: &str, os: &str, device: &str) -> Agent {
-    Agent {
+pub fn agent(browser: &str, os: &str, device: &str) -> Arc<Agent> {
+    Arc::new(Agent {
         browser: browser.into(),
         browser_version: "1".into(),
         os: os.into(),
         os_version: String::new(),
         device: device.into(),
-    }
+    })
 }
 
 /// One enriched event as the hub builds it.

@@ -232,7 +232,7 @@ async fn devices_are_one_row_per_visitor_and_agent_with_first_and_last_seen() {
         jobs.push((event(project, 1, t0 + i * 60_000, PAGEVIEW, "/"), if i < 5 { 11 } else { 12 }));
     }
     let mut updated = event(project, 1, t0 + 3_600_000, PAGEVIEW, "/");
-    updated.agent.browser_version = "2".into();
+    std::sync::Arc::make_mut(&mut updated.agent).browser_version = "2".into();
     jobs.push((updated, 13));
     // Visitor 2: a phone.
     let mut phone = event(project, 2, t0 + 5_000, EventType::Pageview, "/m");
