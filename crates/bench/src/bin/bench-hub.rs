@@ -20,7 +20,7 @@ struct Args {
     #[arg(long, default_value_t = 15)]
     seconds: u64,
     /// Rounds of (hub, minimal handler).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     #[arg(long, default_value_t = 64)]
     connections: u32,
