@@ -62,11 +62,13 @@ impl V4Index {
 }
 
 /// Ranges as they are collected: gaps filled with [`NO_DATA`], neighbours with the same record merged, and a range
-/// split at every `/16` boundary it crosses.
+/// split at every `/16` boundary it crosses, in one pass, so building holds one copy of the arrays.
 #[derive(Default)]
 struct Ranges {
     starts: Vec<u32>,
     offsets: Vec<u32>,
+    /// The index of each opened block's first range.
+    blocks: Vec<u32>,
     /// The first address after the last network pushed (64 bits: the last network may end at 255.255.255.255).
     next: u64,
 }
@@ -87,9 +89,23 @@ impl Ranges {
     }
 
     fn append(&mut self, start: u32, offset: u32) {
-        if self.offsets.last() != Some(&offset) {
+        self.open_blocks_through((start >> 16) as usize);
+        if self.starts.last() == Some(&start) {
+            // The range begins its block: it replaces the entry that carried the previous range into the block.
+            *self.offsets.last_mut().expect("a block's first entry") = offset;
+        } else if self.offsets.last() != Some(&offset) {
             self.starts.push(start);
             self.offsets.push(offset);
+        }
+    }
+
+    /// Opens every block up to `block`, each with an entry at its first address carrying the range that holds it.
+    fn open_blocks_through(&mut self, block: usize) {
+        while self.blocks.len() <= block {
+            let holder = self.offsets.last().copied().unwrap_or(NO_DATA);
+            self.blocks.push(self.starts.len() as u32);
+            self.starts.push((self.blocks.len() as u32 - 1) << 16);
+            self.offsets.push(holder);
         }
     }
 
@@ -100,33 +116,9 @@ impl Ranges {
         if self.next <= u64::from(u32::MAX) {
             self.append(self.next as u32, NO_DATA);
         }
-        // Split at block boundaries: each block then begins with a range of its own.
-        let mut starts = Vec::with_capacity(self.starts.len() + BLOCKS);
-        let mut offsets = Vec::with_capacity(self.starts.len() + BLOCKS);
-        let mut blocks = Vec::with_capacity(BLOCKS + 1);
-        let mut current = 0;
-        for block in 0..BLOCKS as u32 {
-            let first = block << 16;
-            while current + 1 < self.starts.len() && self.starts[current + 1] <= first {
-                current += 1;
-            }
-            blocks.push(starts.len() as u32);
-            // The range holding the block's first address (before the first network: a gap).
-            let holder = if self.starts[current] <= first { self.offsets[current] } else { NO_DATA };
-            starts.push(first);
-            offsets.push(holder);
-            let end = first.checked_add(1 << 16);
-            let mut i = current + 1;
-            while i < self.starts.len() && end.is_none_or(|end| self.starts[i] < end) {
-                if offsets.last() != Some(&self.offsets[i]) {
-                    starts.push(self.starts[i]);
-                    offsets.push(self.offsets[i]);
-                }
-                i += 1;
-            }
-        }
-        blocks.push(starts.len() as u32);
-        Some(V4Index { blocks: blocks.into(), starts: starts.into(), offsets: offsets.into() })
+        self.open_blocks_through(BLOCKS - 1);
+        self.blocks.push(self.starts.len() as u32);
+        Some(V4Index { blocks: self.blocks.into(), starts: self.starts.into(), offsets: self.offsets.into() })
     }
 }
 
