@@ -60,7 +60,8 @@ impl<V> BoundedMap<V> {
 }
 
 /// Spreads a `u64` key over all 64 bits with one multiply and xor-shift (keys that are offsets or small integers
-/// differ only in their low bits); an already random key stays random.
+/// differ only in their low bits). Both steps are invertible, so distinct keys stay distinct: a map keyed by
+/// `spread(k)` is keyed exactly by `k`.
 pub fn spread(key: u64) -> u64 {
     let x = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^ (x >> 29)

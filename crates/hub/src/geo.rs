@@ -4,10 +4,10 @@
 //! (`country.iso_code`, `subdivisions[0].names.en`, `city.names.en`) and the flat schema of the ip-location-db
 //! packages (`country_code`, `state1`, `city`) that `just up` fetches. See docs/GEO.md.
 //!
-//! IPv4 addresses find their record through [`V4Index`], sorted ranges built at start-up, instead of the file's
-//! search tree; IPv6 addresses walk the tree. Many addresses share one record (a city's networks all point at it), so decoded records are cached by their
-//! offset in the file, as the maxminddb crate suggests: a bounded map of places, never of addresses. The tree walk
-//! from address to record still runs for every lookup.
+//! IPv4 addresses find their record through [`V4Index`] (sorted ranges built at start-up) instead of the file's
+//! search tree; IPv6 addresses walk the tree. Many addresses share one record (a city's networks all point at it),
+//! so decoded records are cached by their offset in the file, as the maxminddb crate suggests: a bounded map of
+//! places, never of addresses.
 //!
 //! The IP is only looked up, never kept, logged or put in an error.
 
@@ -24,7 +24,7 @@ use tidemark_shared::job::Geo;
 /// Place names longer than this come from a database we do not understand; they are cut rather than stored whole.
 const MAX_NAME_CHARS: usize = 128;
 
-/// Decoded records kept: a few MB, and more places than a site's visitors come from in a day (a city database
+/// Decoded records kept: at most about 10 MB, and more places than a site's visitors come from in a day (a city database
 /// has a few hundred thousand records, and traffic comes mostly from a few thousand of them).
 const CACHED_RECORDS: usize = 64 * 1024;
 
