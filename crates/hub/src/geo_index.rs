@@ -1,8 +1,9 @@
 //! The IPv4 half of a `.mmdb` file as sorted ranges, built once at start-up, so finding an address's record
 //! touches a few cache lines instead of walking up to 32 nodes of a search tree spread over a 100 MB file.
 //!
-//! The tree walk is memory-bound: on a machine whose cache is shared (any cloud VM) most of its node reads miss,
-//! and it was the largest single cost of enriching an event. Here a table of the 65,536 `/16` blocks points into
+//! The tree walk is memory-bound (its nodes are scattered over the file, and the cache of a cloud VM is shared),
+//! and it was the largest single cost of enriching an event: 4.3 % of the hub's time under its bench, against
+//! 2.8 % for this index's search. Here a table of the 65,536 `/16` blocks points into
 //! the ranges, and a binary search over one block's starts (a few dozen, contiguous) finds the range. The answer
 //! is the record's offset, exactly what the reader's own lookup gives; decoding stays with the reader.
 
