@@ -24,7 +24,7 @@ migrate: services
 
 # Every test against the real stores, the compatibility proof on current ClickHouse, and the compose check.
 test: services
-    scripts/clean-test-dbs.sh
+    scripts/check-clean-test-dbs.sh
     cargo test --workspace --all-targets
     just test-compat
     python3 scripts/check_compose.py docker-compose.yml
