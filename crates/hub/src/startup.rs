@@ -51,6 +51,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         metrics: crate::metrics::Hot::register(),
     });
     let metrics = crate::metrics::handle();
+    tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(metrics));
     tokio::spawn(crate::tokens::follow_invalidations(
         config.redis_url.expose().clone(),
         config.key_prefix.clone(),

@@ -54,6 +54,7 @@ pub async fn serve<S: sink::Sink>(config: WorkerConfig, sink: S) -> anyhow::Resu
             .with_context(|| format!("binding worker_metrics_listen {}", config.worker_metrics_listen))?;
         tracing::info!(listen = %listener.local_addr()?, "Metrics listening on /metrics.");
         tokio::spawn(metrics::serve(listener, handle));
+        tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(handle));
     }
     let consumer = consumer::Consumer::connect(config.redis_url.expose(), keys, group, name.clone())
         .await
