@@ -189,6 +189,14 @@ async fn main() -> anyhow::Result<()> {
         h.wrk.p99_ms,
         worst_p99
     );
+    // Means over the rounds: the figures to compare two builds by, since they move far less than req/s.
+    let mean = |f: &dyn Fn(&(Turn, Turn)) -> f64| rounds.iter().map(f).sum::<f64>() / rounds.len() as f64;
+    println!(
+        "mean CPU µs per request over the rounds: hub {:.1} + Redis {:.1}, minimal handler {:.1}",
+        mean(&|(h, _)| h.us_per_request(h.cores)),
+        mean(&|(h, _)| h.us_per_request(h.redis_cores)),
+        mean(&|(_, m)| m.us_per_request(m.cores))
+    );
     println!("peak RSS: hub {hub_rss:.0} MiB, minimal handler {minimal_rss:.0} MiB");
     let accepted = metric_total(&metrics, "tidemark_hub_events_accepted_total");
     let hub_requests: u64 = rounds.iter().map(|(h, _)| h.wrk.requests).sum();
