@@ -98,10 +98,6 @@ impl Salts {
     }
 }
 
-pub fn keyed_visitor_id(salt: &[u8; 32], project: &Uuid, ip: IpAddr, user_agent: &str) -> u64 {
-    visitor_id_under(&salt_key(salt), project, ip, user_agent)
-}
-
 fn salt_key(salt: &[u8; 32]) -> HmacSha256 {
     HmacSha256::new_from_slice(salt).expect("HMAC takes any key length")
 }
@@ -131,6 +127,10 @@ pub fn anonymous_visitor_id(project: &Uuid, anonymous_id: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keyed_visitor_id(salt: &[u8; 32], project: &Uuid, ip: IpAddr, user_agent: &str) -> u64 {
+        visitor_id_under(&salt_key(salt), project, ip, user_agent)
+    }
 
     #[test]
     fn ids_differ_by_salt_project_ip_and_agent() {
