@@ -222,11 +222,10 @@ async fn turn(
     script: &std::path::Path,
     port: u16,
     pid: u32,
-    redis: Option<&mut redis::aio::MultiplexedConnection>,
+    mut redis: Option<&mut redis::aio::MultiplexedConnection>,
 ) -> anyhow::Result<Turn> {
     // Dirty pages of the last turn (Redis's append-only file) are written back now, not during this turn.
     let _ = Command::new("sync").status();
-    let mut redis = redis;
     let redis_before = match redis.as_deref_mut() {
         Some(conn) => redis_cpu_secs(conn).await?,
         None => 0.0,
