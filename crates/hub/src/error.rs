@@ -11,8 +11,14 @@ pub enum IngestError {
     BadField { field: String, problem: String },
     #[error("the request body is not valid JSON: {0}")]
     BadJson(String),
+    #[error("the request body is JSON but not what this endpoint takes: {0}")]
+    BadShape(String),
+    #[error("{0}")]
+    BadEncoding(String),
     #[error("{what} is larger than {limit} bytes")]
     TooLarge { what: String, limit: usize },
+    #[error("Content-Encoding {encoding} is not supported: send gzip or an uncompressed body")]
+    UnsupportedEncoding { encoding: String },
     #[error("missing project token: send `Authorization: Bearer <token>` or a `token` field")]
     MissingToken,
     #[error("unknown or revoked project token")]
@@ -48,8 +54,10 @@ impl IngestError {
     fn code(&self) -> &'static str {
         match self {
             Self::BadField { .. } => "invalid_field",
-            Self::BadJson(_) => "invalid_json",
+            Self::BadJson(_) | Self::BadShape(_) => "invalid_json",
+            Self::BadEncoding(_) => "invalid_encoding",
             Self::TooLarge { .. } => "body_too_large",
+            Self::UnsupportedEncoding { .. } => "unsupported_encoding",
             Self::MissingToken => "missing_token",
             Self::BadToken => "invalid_token",
             Self::ForbiddenOrigin { .. } => "forbidden_origin",
@@ -63,8 +71,11 @@ impl IngestError {
 impl ResponseError for IngestError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadField { .. } | Self::BadJson(_) => StatusCode::BAD_REQUEST,
+            Self::BadField { .. } | Self::BadJson(_) | Self::BadShape(_) | Self::BadEncoding(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MissingToken | Self::BadToken => StatusCode::UNAUTHORIZED,
             Self::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

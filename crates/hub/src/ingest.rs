@@ -5,6 +5,7 @@
 //! then enrichment and one round trip to Redis.
 
 use crate::agent::{ClientHints, UaClassifier, UaVerdict};
+use crate::body;
 use crate::bots::prefetch_reason;
 use crate::client_ip::TrustedProxies;
 use crate::error::IngestError;
@@ -12,7 +13,7 @@ use crate::geo::{self, GeoDb};
 use crate::identity::{Salts, VisitorIds, anonymous_visitor_id};
 use crate::metrics as m;
 use crate::payload::{
-    IncomingBatch, IncomingEvent, IncomingIdentify, Limits, ValidEvent, parse_json, validate, validate_identify,
+    IncomingBatch, IncomingEvent, IncomingIdentify, Limits, Object, ValidEvent, parse_json, validate, validate_identify,
 };
 use crate::queue::{OutgoingJob, Queue, QueueError};
 use crate::rate_limit::RateLimiter;
@@ -21,7 +22,6 @@ use crate::tokens::{Project, TokenStore};
 use crate::url_parts::page_parts;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::hash::Hasher;
@@ -104,8 +104,8 @@ pub async fn post_event(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
-        let bytes = read_body(&req, body, state.max_body_bytes).await?;
-        let mut event: IncomingEvent = parse_json(&bytes)?;
+        let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
+        let Object(mut event) = parse_json::<Object<IncomingEvent>>(&bytes)?;
         let ctx = RequestContext::new(&req, &state.proxies);
         let project = authorize(&state, &ctx, event.token.take()).await?;
         let valid = validate(event, state.limits, "")?;
@@ -122,8 +122,8 @@ pub async fn post_batch(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
-        let bytes = read_body(&req, body, state.max_body_bytes).await?;
-        let (body_token, events) = parse_json::<IncomingBatch>(&bytes)?.into_parts();
+        let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
+        let IncomingBatch { token: body_token, events, at } = parse_json(&bytes)?;
         if events.len() > state.max_batch {
             return Err(IngestError::field("events", format!("at most {} events per batch", state.max_batch)));
         }
@@ -133,7 +133,7 @@ pub async fn post_batch(
         let valid = events
             .into_iter()
             .enumerate()
-            .map(|(i, e)| validate(e, state.limits, &format!("[{i}].")))
+            .map(|(i, e)| validate(e, state.limits, &format!("{at}[{i}].")))
             .collect::<Result<Vec<_>, _>>()?;
         accept_events(&state, &ctx, &project, valid).await
     }
@@ -148,8 +148,8 @@ pub async fn post_identify(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
-        let bytes = read_body(&req, body, state.max_body_bytes).await?;
-        let mut identify: IncomingIdentify = parse_json(&bytes)?;
+        let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
+        let Object(mut identify) = parse_json::<Object<IncomingIdentify>>(&bytes)?;
         let ctx = RequestContext::new(&req, &state.proxies);
         let project = authorize(&state, &ctx, identify.token.take()).await?;
         let valid = validate_identify(identify, state.limits)?;
@@ -221,23 +221,6 @@ fn finish(
             Err(e)
         }
     }
-}
-
-async fn read_body(req: &HttpRequest, mut body: web::Payload, limit: usize) -> Result<web::BytesMut, IngestError> {
-    let too_large = || IngestError::TooLarge { what: "the request body".into(), limit };
-    let declared = header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large());
-    }
-    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| IngestError::BadJson(format!("could not read the body: {e}")))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 async fn authorize(

@@ -3,6 +3,7 @@
 //! in Redis; nothing is written to ClickHouse here.
 
 pub mod agent;
+pub mod body;
 pub mod bots;
 pub mod bounded_map;
 pub mod client_ip;

@@ -3,7 +3,10 @@
 
 use crate::error::IngestError;
 use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::marker::PhantomData;
 use tidemark_shared::job::EventType;
 
 const MAX_URL: usize = 2048;
@@ -35,20 +38,61 @@ pub struct IncomingEvent {
     pub token: Option<String>,
 }
 
-/// `/v1/batch` takes a bare array or `{"token": "...", "events": [...]}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum IncomingBatch {
-    Events(Vec<IncomingEvent>),
-    Wrapped { token: Option<String>, events: Vec<IncomingEvent> },
+/// `/v1/batch` takes a bare array or `{"token": "...", "events": [...]}`. Read without buffering the body into an
+/// intermediate tree (which an untagged enum would do, losing the path of a wrong field on the way).
+#[derive(Debug)]
+pub struct IncomingBatch {
+    pub token: Option<String>,
+    pub events: Vec<IncomingEvent>,
+    /// Where the events sit in the body, for field names: `""` for a bare array, `"events"` when wrapped.
+    pub at: &'static str,
 }
 
-impl IncomingBatch {
-    pub fn into_parts(self) -> (Option<String>, Vec<IncomingEvent>) {
-        match self {
-            IncomingBatch::Events(events) => (None, events),
-            IncomingBatch::Wrapped { token, events } => (token, events),
+#[derive(Deserialize)]
+struct WrappedBatch {
+    token: Option<String>,
+    events: Vec<Object<IncomingEvent>>,
+}
+
+impl<'de> Deserialize<'de> for IncomingBatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BatchVisitor;
+        impl<'de> Visitor<'de> for BatchVisitor {
+            type Value = IncomingBatch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"an array of events or {"token": ..., "events": [...]}"#)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IncomingBatch, A::Error> {
+                let events = Vec::<Object<IncomingEvent>>::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(IncomingBatch { token: None, events: events.into_iter().map(|e| e.0).collect(), at: "" })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IncomingBatch, A::Error> {
+                let wrapped = WrappedBatch::deserialize(MapAccessDeserializer::new(map))?;
+                let events = wrapped.events.into_iter().map(|e| e.0).collect();
+                Ok(IncomingBatch { token: wrapped.token, events, at: "events" })
+            }
         }
+        deserializer.deserialize_any(BatchVisitor)
+    }
+}
+
+/// A JSON object read as `T`. Serde's derived structs also take a JSON array, matching its items to the fields by
+/// position: an accident of the library, not part of the API, so an array is refused as not an object.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(Object)
     }
 }
 
@@ -115,8 +159,10 @@ fn explain<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Option<IngestError> {
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            Some(if inner.is_syntax() || inner.is_eof() || path == "." {
+            Some(if inner.is_syntax() || inner.is_eof() {
                 IngestError::BadJson(inner.to_string())
+            } else if path == "." {
+                IngestError::BadShape(strip_position(&inner.to_string()))
             } else {
                 IngestError::field(path, strip_position(&inner.to_string()))
             })
@@ -299,7 +345,14 @@ mod tests {
     }
 
     fn parse(json: &str) -> IncomingEvent {
-        parse_json(json.as_bytes()).unwrap()
+        parse_json::<Object<IncomingEvent>>(json.as_bytes()).unwrap().0
+    }
+
+    fn error_of<'de, T: Deserialize<'de>>(json: &'de str) -> IngestError {
+        match parse_json::<T>(json.as_bytes()) {
+            Ok(_) => panic!("{json} parsed"),
+            Err(e) => e,
+        }
     }
 
     #[test]
@@ -332,6 +385,37 @@ mod tests {
         }
         assert!(matches!(parse_json::<IncomingEvent>(b"{nope"), Err(IngestError::BadJson(_))));
         assert!(matches!(parse_json::<IncomingEvent>(b"{} {}"), Err(IngestError::BadJson(_))));
+    }
+
+    #[test]
+    fn bodies_are_objects_not_positional_arrays() {
+        // Derived structs take `[type, name, url, ...]` by position: the API never promised that form.
+        let positional = r#"["pageview", null, "https://a.com/"]"#;
+        let err = error_of::<Object<IncomingEvent>>(positional);
+        assert!(matches!(&err, IngestError::BadShape(m) if m.contains("a JSON object")), "{err:?}");
+        assert!(matches!(error_of::<Object<IncomingIdentify>>(r#"["u-1"]"#), IngestError::BadShape(_)));
+        assert!(matches!(error_of::<Object<IncomingEvent>>("null"), IngestError::BadShape(_)));
+        let in_batch = error_of::<IncomingBatch>(r#"[{"type":"pageview"}, ["pageview"]]"#);
+        assert!(matches!(&in_batch, IngestError::BadField { field, .. } if field == "[1]"), "{in_batch:?}");
+    }
+
+    #[test]
+    fn batches_come_bare_or_wrapped_and_name_a_wrong_field() {
+        let bare = parse_json::<IncomingBatch>(br#"[{"type":"pageview"},{"type":"custom"}]"#).unwrap();
+        assert_eq!((bare.events.len(), bare.token, bare.at), (2, None, ""));
+        let wrapped = parse_json::<IncomingBatch>(br#"{"token":"tm_x","events":[{"type":"pageview"}]}"#).unwrap();
+        assert_eq!((wrapped.events.len(), wrapped.token.as_deref(), wrapped.at), (1, Some("tm_x"), "events"));
+        for (json, expected) in [
+            (r#"[{"type":"pageview"},{"type":"pageview","ts":"x"}]"#, "[1].ts"),
+            (r#"{"events":[{"type":"pageview","screen_width":-1}]}"#, "events[0].screen_width"),
+            (r#"{"events":{}}"#, "events"),
+            (r#"{"token":7,"events":[]}"#, "token"),
+        ] {
+            let err = error_of::<IncomingBatch>(json);
+            assert!(matches!(&err, IngestError::BadField { field, .. } if field == expected), "{json}: {err:?}");
+        }
+        assert!(matches!(error_of::<IncomingBatch>(r#""events""#), IngestError::BadShape(_)));
+        assert!(matches!(error_of::<IncomingBatch>(r#"{"token":"t"}"#), IngestError::BadShape(_)));
     }
 
     #[test]
@@ -377,13 +461,5 @@ mod tests {
         assert!(
             matches!(validate_identify(nested, LIMITS), Err(IngestError::BadField { field, .. }) if field == "traits.a")
         );
-    }
-
-    #[test]
-    fn batches_come_bare_or_wrapped() {
-        let (token, events) = parse_json::<IncomingBatch>(br#"[{"type":"pageview"}]"#).unwrap().into_parts();
-        assert_eq!((token, events.len()), (None, 1));
-        let (token, events) = parse_json::<IncomingBatch>(br#"{"token":"t","events":[{},{}]}"#).unwrap().into_parts();
-        assert_eq!((token.as_deref(), events.len()), (Some("t"), 2));
     }
 }

@@ -63,7 +63,13 @@ impl TestHub {
         (status, body)
     }
 
-    async fn post_with(&self, path: &str, token: &str, body: String, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -233,6 +239,32 @@ async fn refusals_have_their_status_and_name_the_field() {
 
     // Nothing refused was queued.
     assert_eq!(hub.drain().await, 1);
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_inflated_within_the_body_limit() {
+    let hub = spawn_hub_with(|c| c.max_body_bytes = 4096).await;
+    let (_, token) = hub.env.project(&[]).await;
+    let gzip = |data: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, data).unwrap();
+        encoder.finish().unwrap()
+    };
+    let batch = json!([{"type":"pageview","url":"https://e.com/a"},{"type":"custom","name":"signup"}]).to_string();
+    let gzipped = [("content-encoding", "gzip")];
+
+    let (status, body) = hub.post_with("/v1/batch", &token, gzip(batch.as_bytes()), &gzipped).await;
+    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(2)), "{body}");
+    // 1 MB of spaces gzips to about 1 KB, under the limit; inflated, it is far over it.
+    let padded = format!("{}{batch}", " ".repeat(1 << 20));
+    let (status, body) = hub.post_with("/v1/batch", &token, gzip(padded.as_bytes()), &gzipped).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")), "{body}");
+    let (status, body) = hub.post_with("/v1/batch", &token, batch.clone(), &gzipped).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_encoding")), "{body}");
+    let (status, body) = hub.post_with("/v1/batch", &token, batch.clone(), &[("content-encoding", "br")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_encoding")));
+
+    assert_eq!(hub.drain().await, 2, "only the valid gzip batch was queued");
 }
 
 #[tokio::test]
