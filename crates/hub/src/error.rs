@@ -1,7 +1,7 @@
 //! Every way an ingest request can fail, and the status each one answers with. Bad input names the field.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -29,6 +29,10 @@ pub enum IngestError {
     RateLimited { retry_after_secs: u64 },
     #[error("the event queue is unavailable; retry later")]
     Unavailable { retry_after_secs: u64 },
+    #[error("no endpoint {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("this endpoint takes {allowed}")]
+    WrongMethod { allowed: &'static str },
     #[error("internal error (request {request_id})")]
     Internal { request_id: String, source: anyhow::Error },
 }
@@ -63,6 +67,8 @@ impl IngestError {
             Self::ForbiddenOrigin { .. } => "forbidden_origin",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "unavailable",
+            Self::NoRoute { .. } => "not_found",
+            Self::WrongMethod { .. } => "method_not_allowed",
             Self::Internal { .. } => "internal",
         }
     }
@@ -80,6 +86,8 @@ impl ResponseError for IngestError {
             Self::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +105,9 @@ impl ResponseError for IngestError {
         response.insert_header((CONTENT_TYPE, "application/json"));
         if let Self::RateLimited { retry_after_secs } | Self::Unavailable { retry_after_secs } = self {
             response.insert_header((RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let Self::WrongMethod { allowed } = self {
+            response.insert_header((ALLOW, *allowed));
         }
         response.body(serde_json::to_string(&body).unwrap_or_default())
     }

@@ -193,7 +193,7 @@ pub async fn preflight(req: HttpRequest) -> HttpResponse {
         response
             .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
             .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))
-            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type, content-encoding"))
             .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
             .insert_header((header::VARY, "Origin"));
     }

@@ -4,6 +4,7 @@ use crate::HubConfig;
 use crate::agent::UaClassifier;
 use crate::client_ip::TrustedProxies;
 use crate::config::split_list;
+use crate::error::IngestError;
 use crate::geo::GeoDb;
 use crate::identity::Salts;
 use crate::ingest::{self, IngestState};
@@ -13,7 +14,7 @@ use crate::rate_limit::RateLimiter;
 use crate::referrers::Referrers;
 use crate::tokens::TokenStore;
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -61,15 +62,16 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/v1/event", web::post().to(ingest::post_event))
-            .route("/v1/batch", web::post().to(ingest::post_batch))
-            .route("/v1/identify", web::post().to(ingest::post_identify))
-            .route("/v1/event", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
-            .route("/v1/batch", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
-            .route("/v1/identify", web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
+            .service(ingest_endpoint("/v1/event", ingest::post_event))
+            .service(ingest_endpoint("/v1/batch", ingest::post_batch))
+            .service(ingest_endpoint("/v1/identify", ingest::post_identify))
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(move || async move { HttpResponse::Ok().body(metrics.render()) }))
+            .default_service(web::to(|req: HttpRequest| async move {
+                let path = req.path().chars().take(200).collect();
+                Err::<HttpResponse, _>(IngestError::NoRoute { method: req.method().to_string(), path })
+            }))
     })
     .listen(listener)?
     .shutdown_timeout(10);
@@ -77,6 +79,21 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         server = server.workers(config.hub_threads);
     }
     Ok(Hub { port, server: server.run() })
+}
+
+/// A POST endpoint with its CORS preflight; any other method is answered 405 with `Allow`.
+fn ingest_endpoint<F, Args>(path: &str, post: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(post))
+        .route(web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(IngestError::WrongMethod { allowed: "POST, OPTIONS" })
+        }))
 }
 
 async fn readyz(state: web::Data<IngestState>) -> HttpResponse {

@@ -515,4 +515,25 @@ async fn preflight_allows_the_browser_to_post() {
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://example.com");
     assert!(resp.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    let allowed = resp.headers()["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-encoding"), "{allowed}");
+}
+
+#[tokio::test]
+async fn wrong_methods_and_paths_get_json_errors() {
+    let hub = spawn_hub().await;
+    for path in ["/v1/event", "/v1/batch", "/v1/identify"] {
+        let resp = hub.http.get(format!("{}{path}", hub.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(resp.headers()["allow"], "POST, OPTIONS");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed");
+    }
+    let resp = hub.http.post(format!("{}/v1/events", hub.base)).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some("not_found"), Some("no endpoint POST /v1/events"))
+    );
 }
