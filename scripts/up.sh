@@ -52,6 +52,8 @@ wait_ready() {
 wait_ready "$TIDEMARK_HUB_URL/readyz" hub
 wait_ready "$TIDEMARK_APP_URL/healthz" app
 
+# The hub drops curl's own user agent as a bot (202, not stored): the example sends a browser's.
+EXAMPLE_UA='Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0'
 cat <<EOF2
 
 Tidemark is up.
@@ -61,8 +63,8 @@ Tidemark is up.
   logs       $LOGS/   (just logs)
   demo       $demo
 
-Send a pageview:
-  curl -i -X POST $TIDEMARK_HUB_URL/v1/event -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"type":"pageview","url":"http://localhost/hello","referrer":"https://news.ycombinator.com/"}'
+Send a pageview (with a browser's User-Agent: curl's own is filtered out as a bot, answered 202 and not stored):
+  curl -i -X POST $TIDEMARK_HUB_URL/v1/event -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -A '$EXAMPLE_UA' -d '{"type":"pageview","url":"http://localhost/hello","referrer":"https://news.ycombinator.com/"}'
 
 See it in ClickHouse (about a second later):
   curl -s '${TIDEMARK_CLICKHOUSE_URL%/*}/?database=$TIDEMARK_CLICKHOUSE_DATABASE' --data-binary 'SELECT ts, type, host, path, referrer_host FROM events ORDER BY ts DESC LIMIT 5 FORMAT PrettyCompact'

@@ -136,3 +136,20 @@ fn classify_timing() {
     );
     println!("cache entries after the flood: {}", classifier.cached_entries());
 }
+
+/// `just up` prints a curl that sends a pageview for a newcomer to find in ClickHouse: its user agent must pass as
+/// a person, or the pageview is answered 202 and dropped as a bot (curl's own user agent is one).
+#[test]
+fn the_quick_start_curl_sends_a_person_not_a_bot() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/up.sh");
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let example = script
+        .lines()
+        .find_map(|l| l.strip_prefix("EXAMPLE_UA='")?.strip_suffix('\''))
+        .expect("scripts/up.sh sets EXAMPLE_UA='...'");
+    assert!(script.contains("-A '$EXAMPLE_UA'"), "the printed curl sends EXAMPLE_UA");
+    let classifier = UaClassifier::new();
+    let hints = ClientHints::default();
+    assert_eq!(classifier.classify(example, &hints).bot, None, "{example}");
+    assert!(classifier.classify("curl/8.5.0", &hints).bot.is_some(), "curl's own user agent is a bot");
+}
