@@ -14,7 +14,7 @@
 use crate::bounded_map::{BoundedMap, spread};
 use crate::geo_index::V4Index;
 use anyhow::Context;
-use maxminddb::Reader;
+use maxminddb::{LookupResult, Reader};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -121,20 +121,7 @@ impl GeoDb {
             let place = match self.records.get(key, |cached| Some(cached.clone())) {
                 Some(cached) => cached,
                 None => {
-                    let found = match found {
-                        Some(found) => found,
-                        None => match db.reader.lookup(ip) {
-                            Ok(found) => found,
-                            Err(_) => continue,
-                        },
-                    };
-                    let decoded = match found.decode::<Record>() {
-                        Ok(Some(record)) => {
-                            Some(record.into_geo()).filter(|g| !g.country.is_empty() || !g.city.is_empty())
-                        }
-                        _ => None,
-                    };
-                    let decoded = decoded.map(Arc::new);
+                    let decoded = db.decode_place(ip, found);
                     self.records.insert(key, decoded.clone());
                     decoded
                 }
@@ -151,6 +138,19 @@ impl GeoDb {
 pub fn unknown_place() -> Arc<Geo> {
     static UNKNOWN: LazyLock<Arc<Geo>> = LazyLock::new(Arc::default);
     UNKNOWN.clone()
+}
+
+impl Database {
+    /// The place of the record `ip` maps to; `None` when it names none or cannot be read (as above, a damaged file
+    /// reads as "not in this file"). `found` is the tree walk's result when the lookup made one already.
+    fn decode_place(&self, ip: IpAddr, found: Option<LookupResult<'_, Vec<u8>>>) -> Option<Arc<Geo>> {
+        let found = match found {
+            Some(found) => found,
+            None => self.reader.lookup(ip).ok()?,
+        };
+        let geo = found.decode::<Record>().ok()??.into_geo();
+        (!geo.country.is_empty() || !geo.city.is_empty()).then(|| Arc::new(geo))
+    }
 }
 
 fn open_one(path: &Path) -> anyhow::Result<Database> {
