@@ -5,10 +5,7 @@
 set -euo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-set -a; source "$ROOT/.data/tidemark.env"; set +a
-pg_admin="${TIDEMARK_POSTGRES_URL%/*}/postgres"
-ch="${TIDEMARK_CLICKHOUSE_URL%/*}/"
-redis_port="$(printf '%s' "$TIDEMARK_REDIS_URL" | sed -E 's#.*:([0-9]+)/.*#\1#')"
+source "$ROOT/scripts/store-addresses.sh"
 keep="tidemark_clean_check"
 drop="t_clean_check"
 fail() { echo "check-clean-test-dbs: $*" >&2; exit 1; }

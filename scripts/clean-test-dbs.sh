@@ -6,20 +6,16 @@
 # LIKE 't\_%' as a plain `_` (any character), which also matched `tidemark`, the database `just up` fills. Every
 # name is checked again here before it is dropped, whatever the store answered.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-set -a; source "$ROOT/.data/tidemark.env"; set +a
+source "$(dirname "${BASH_SOURCE[0]}")/store-addresses.sh"
 
 is_test_name() { [[ "$1" == t_* ]]; }
 
-pg_admin="${TIDEMARK_POSTGRES_URL%/*}/postgres"
 for db in $(psql -q -tA "$pg_admin" -c "SELECT datname FROM pg_database WHERE left(datname, 2) = 't_'"); do
   is_test_name "$db" || continue
   psql -q "$pg_admin" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null
 done
-ch="${TIDEMARK_CLICKHOUSE_URL%/*}/"
 for db in $(curl -fsS "$ch" --data-binary "SELECT name FROM system.databases WHERE substring(name, 1, 2) = 't_'"); do
   is_test_name "$db" || continue
   curl -fsS "$ch" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null
 done
-redis_port="$(printf '%s' "$TIDEMARK_REDIS_URL" | sed -E 's#.*:([0-9]+)/.*#\1#')"
 redis-cli -p "$redis_port" --scan --pattern 't_*' | xargs -r -n 500 redis-cli -p "$redis_port" DEL >/dev/null
