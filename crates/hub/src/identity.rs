@@ -2,14 +2,19 @@
 //! every UTC day. Salts live in PostgreSQL so every hub replica computes the same id; yesterday's salt is kept so
 //! a visit that crosses midnight keeps its visitor (the ingest script prefers an ongoing session under
 //! yesterday's id). Salts older than yesterday are deleted: after that, nobody can link an IP address to an id.
+//!
+//! Yesterday's id is only derived during a grace period after midnight ([`midnight_grace`]): a session of
+//! yesterday can only still be open then. The rest of the day a request costs one hash, and its jobs one session
+//! key in Redis, instead of two.
 
 use anyhow::Context;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::RwLock;
+use std::time::Duration;
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -25,31 +30,46 @@ struct SaltPair {
 pub struct Salts {
     pool: sqlx::PgPool,
     current: RwLock<Option<SaltPair>>,
+    /// How long after midnight (UTC) yesterday's id is still derived.
+    grace: chrono::Duration,
 }
 
-/// The two candidate ids of one request: under today's salt, and under yesterday's.
+/// The candidate ids of one request: under today's salt, and under yesterday's during the grace period after
+/// midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VisitorIds {
     pub today: u64,
-    pub yesterday: u64,
+    pub yesterday: Option<u64>,
+}
+
+/// How long after midnight a session of yesterday is looked for: four hours, or longer when sessions time out
+/// later. A session still open then is one that was active before midnight and has never been idle for the
+/// session timeout since. One that stays active past the grace period continues as a new session under today's
+/// visitor id: at four hours that is a visit of more than four hours across midnight, without a pause.
+pub fn midnight_grace(session_timeout: Duration) -> Duration {
+    Duration::from_secs(4 * 3600).max(session_timeout + Duration::from_secs(10 * 60))
 }
 
 impl Salts {
-    pub fn new(pool: sqlx::PgPool) -> Self {
-        Self { pool, current: RwLock::new(None) }
+    pub fn new(pool: sqlx::PgPool, grace: Duration) -> Self {
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
+        Self { pool, current: RwLock::new(None), grace }
     }
 
-    /// Candidate visitor ids for a request at `day` (UTC).
+    /// Candidate visitor ids for a request at `now`.
     pub async fn visitor_ids(
         &self,
-        day: NaiveDate,
+        now: DateTime<Utc>,
         project: &Uuid,
         ip: IpAddr,
         user_agent: &str,
     ) -> anyhow::Result<VisitorIds> {
+        let day = now.date_naive();
+        let after_midnight = now - day.and_time(chrono::NaiveTime::MIN).and_utc();
+        let in_grace = after_midnight < self.grace;
         let ids = |pair: &SaltPair| VisitorIds {
             today: visitor_id_under(&pair.today, project, ip, user_agent),
-            yesterday: visitor_id_under(&pair.yesterday, project, ip, user_agent),
+            yesterday: in_grace.then(|| visitor_id_under(&pair.yesterday, project, ip, user_agent)),
         };
         if let Some(pair) = self.current.read().expect("salt lock").as_ref().filter(|p| p.day == day) {
             return Ok(ids(pair));
@@ -91,10 +111,6 @@ impl Salts {
             .await
             .context("reading the daily salt")?;
         stored.try_into().map_err(|_| anyhow::anyhow!("daily salt of {day} is not 32 bytes"))
-    }
-
-    pub fn today() -> NaiveDate {
-        Utc::now().date_naive()
     }
 }
 

@@ -291,10 +291,7 @@ async fn accept_events(
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {
         let (visitor_today, visitor_yesterday) = match &event.anonymous_id {
-            Some(anon) => {
-                let id = anonymous_visitor_id(&project.id, anon);
-                (id, id)
-            }
+            Some(anon) => (anonymous_visitor_id(&project.id, anon), None),
             None => (cookieless.today, cookieless.yesterday),
         };
         let enriched = enrich(state, event, project, visitor_today, now_ms, &agent, &geo);
@@ -317,10 +314,9 @@ async fn visitor_ids(
     ctx: &RequestContext<'_>,
     project: &Project,
     anonymous_id: Option<&str>,
-) -> Result<(u64, u64), IngestError> {
+) -> Result<(u64, Option<u64>), IngestError> {
     if let Some(anon) = anonymous_id {
-        let id = anonymous_visitor_id(&project.id, anon);
-        return Ok((id, id));
+        return Ok((anonymous_visitor_id(&project.id, anon), None));
     }
     let VisitorIds { today, yesterday } = cookieless_ids(state, ctx, project).await?;
     Ok((today, yesterday))
@@ -333,7 +329,7 @@ async fn cookieless_ids(
 ) -> Result<VisitorIds, IngestError> {
     state
         .salts
-        .visitor_ids(Salts::today(), &project.id, ctx.ip, ctx.user_agent)
+        .visitor_ids(chrono::Utc::now(), &project.id, ctx.ip, ctx.user_agent)
         .await
         .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))
 }

@@ -28,10 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 /// of failing halfway through. Every request of a call is appended or none is: a call is one entry. Back-pressure
 /// bounds the stream's memory (Redis's own estimate, `MEMORY USAGE` sampling a few nodes: O(1) in the stream's
 /// length), which is what a full queue costs, however many jobs its entries hold.
-/// KEYS: the stream, then for each job its session key under today's and under yesterday's visitor id.
+/// KEYS: the stream, then for each job its session key under today's visitor id, followed by the one under
+///       yesterday's when the job has one (after midnight, see [`crate::identity::midnight_grace`]).
 /// ARGV: max stream bytes (0 skips the check), session ttl ms, the framed jobs of every request, then
 ///       per request its job count followed by four per job: candidate session id, today's visitor id,
-///       yesterday's visitor id, user id to link to the session ("" for none).
+///       yesterday's visitor id ("" for none: then the job has one key), user id to link to the session ("" for
+///       none).
 /// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
 /// the session then carry that user without the site repeating it.
 /// Returns, per request, the number of jobs appended, or -1 when the stream had no room for them.
@@ -50,13 +52,16 @@ while a <= #ARGV do
   local n = tonumber(ARGV[a])
   a = a + 1
   for _ = 1, n do
-    local key, visitor = KEYS[k], ARGV[a + 1]
+    local key, visitor, yesterday = KEYS[k], ARGV[a + 1], ARGV[a + 2]
     -- GETEX reads a live session and slides its window in one command: a visitor's later events, most of the
     -- traffic, cost one session command instead of a read and a write.
     local value = redis.call('GETEX', key, 'PX', ttl)
-    if not value and KEYS[k + 1] ~= key then
-      value = redis.call('GETEX', KEYS[k + 1], 'PX', ttl)
-      if value then key, visitor = KEYS[k + 1], ARGV[a + 2] end
+    if yesterday ~= '' then
+      k = k + 1
+      if not value then
+        value = redis.call('GETEX', KEYS[k], 'PX', ttl)
+        if value then key, visitor = KEYS[k], yesterday end
+      end
     end
     local sid, uid, link = ARGV[a], '', ARGV[a + 3]
     if value then
@@ -72,7 +77,7 @@ while a <= #ARGV do
     -- A Lua number turns into text through sprintf: most jobs have no user, and their length is written as is.
     local ulen = uid == '' and '0' or tostring(#uid)
     assigned[#assigned + 1] = sid .. ' ' .. visitor .. ' ' .. ulen .. ' ' .. uid .. '\n'
-    a, k = a + 4, k + 2
+    a, k = a + 4, k + 1
   end
   out[#out + 1] = n
 end
@@ -89,7 +94,8 @@ pub struct OutgoingJob {
     pub shard: u16,
     pub project: uuid::Uuid,
     pub visitor_today: u64,
-    pub visitor_yesterday: u64,
+    /// Set only after midnight, while a session of yesterday may still be open.
+    pub visitor_yesterday: Option<u64>,
     pub session_candidate: u64,
     /// The job encoded as its kind says.
     pub payload: Vec<u8>,
@@ -323,14 +329,15 @@ impl Shared {
         let mut frames = Vec::new();
         for (shard, members) in groups {
             let requests = members.iter().map(|&i| &batch[i]);
-            let jobs: usize = requests.clone().map(|p| p.jobs.len()).sum();
-            let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + 2 * jobs);
+            let session_keys: usize =
+                requests.clone().flat_map(|p| &p.jobs).map(|j| 1 + usize::from(j.visitor_yesterday.is_some())).sum();
+            let cmd = pipe.cmd("EVALSHA").arg(self.script.get_hash()).arg(1 + session_keys);
             cmd.arg(self.keys.stream(*shard));
             let mut key = String::new();
             for pending in requests.clone() {
                 let prefix = self.keys.session_prefix(*shard, &pending.jobs[0].project);
                 for job in &pending.jobs {
-                    for visitor in [job.visitor_today, job.visitor_yesterday] {
+                    for visitor in std::iter::once(job.visitor_today).chain(job.visitor_yesterday) {
                         key.clear();
                         key.push_str(&prefix);
                         keys::push_visitor(&mut key, visitor);
@@ -346,10 +353,12 @@ impl Shared {
             for pending in requests {
                 cmd.arg(pending.jobs.len());
                 for job in &pending.jobs {
-                    cmd.arg(job.session_candidate)
-                        .arg(job.visitor_today)
-                        .arg(job.visitor_yesterday)
-                        .arg(job.link_user.as_deref().unwrap_or(""));
+                    cmd.arg(job.session_candidate).arg(job.visitor_today);
+                    match job.visitor_yesterday {
+                        Some(visitor) => cmd.arg(visitor),
+                        None => cmd.arg(""),
+                    };
+                    cmd.arg(job.link_user.as_deref().unwrap_or(""));
                 }
             }
         }

@@ -6,7 +6,7 @@ use crate::client_ip::TrustedProxies;
 use crate::config::split_list;
 use crate::error::IngestError;
 use crate::geo::GeoDb;
-use crate::identity::Salts;
+use crate::identity::{Salts, midnight_grace};
 use crate::ingest::{self, IngestState};
 use crate::payload::Limits;
 use crate::queue::Queue;
@@ -31,7 +31,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let state = web::Data::new(IngestState {
         tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
-        salts: Salts::new(pg),
+        salts: Salts::new(pg, midnight_grace(Duration::from_secs(config.session_timeout_secs))),
         queue: Queue::connect(
             config.redis_url.expose(),
             keys,

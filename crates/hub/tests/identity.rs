@@ -1,9 +1,10 @@
 //! Visitor ids and sessions against real PostgreSQL (salts) and Redis (the ingest script): stable within a day,
 //! shared by replicas, different across projects, and kept by a visit that crosses midnight.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use std::net::IpAddr;
-use tidemark_hub::identity::{Salts, VisitorIds};
+use std::time::Duration;
+use tidemark_hub::identity::{Salts, VisitorIds, midnight_grace};
 use tidemark_hub::queue::{OutgoingJob, Queue, QueueError};
 use tidemark_shared::batch;
 use tidemark_shared::job::JobKind;
@@ -23,24 +24,35 @@ fn job(project: Uuid, ids: VisitorIds) -> OutgoingJob {
     }
 }
 
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
+}
+
 #[tokio::test]
 async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
     let env = test_env().await;
-    let replica_a = Salts::new(env.pg.clone());
-    let replica_b = Salts::new(env.pg.clone());
+    let grace = midnight_grace(Duration::from_secs(30 * 60));
+    let replica_a = Salts::new(env.pg.clone(), grace);
+    let replica_b = Salts::new(env.pg.clone(), grace);
     let (project, other_project) = (Uuid::new_v4(), Uuid::new_v4());
     let ip: IpAddr = "203.0.113.5".parse().unwrap();
     let ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0";
-    let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-    let tuesday = monday.succ_opt().unwrap();
+    let (monday_night, tuesday_early) = (at("2026-11-23T23:50:00Z"), at("2026-11-24T00:05:00Z"));
 
-    let ids_monday = replica_a.visitor_ids(monday, &project, ip, ua).await.unwrap();
-    assert_eq!(replica_a.visitor_ids(monday, &project, ip, ua).await.unwrap(), ids_monday, "stable within the day");
-    assert_eq!(replica_b.visitor_ids(monday, &project, ip, ua).await.unwrap(), ids_monday, "replicas agree");
-    assert_ne!(replica_a.visitor_ids(monday, &other_project, ip, ua).await.unwrap().today, ids_monday.today);
-    let ids_tuesday = replica_b.visitor_ids(tuesday, &project, ip, ua).await.unwrap();
+    let ids_monday = replica_a.visitor_ids(monday_night, &project, ip, ua).await.unwrap();
+    assert_eq!(ids_monday.yesterday, None, "late in the day no session of yesterday can be open");
+    let later = at("2026-11-23T08:00:00Z");
+    assert_eq!(replica_a.visitor_ids(later, &project, ip, ua).await.unwrap(), ids_monday, "stable within the day");
+    assert_eq!(replica_b.visitor_ids(monday_night, &project, ip, ua).await.unwrap(), ids_monday, "replicas agree");
+    let elsewhere = replica_a.visitor_ids(monday_night, &other_project, ip, ua).await.unwrap();
+    assert_ne!(elsewhere.today, ids_monday.today);
+    let ids_tuesday = replica_b.visitor_ids(tuesday_early, &project, ip, ua).await.unwrap();
     assert_ne!(ids_tuesday.today, ids_monday.today, "a new day, a new salt");
-    assert_eq!(ids_tuesday.yesterday, ids_monday.today, "yesterday's salt is honoured");
+    assert_eq!(ids_tuesday.yesterday, Some(ids_monday.today), "yesterday's salt is honoured after midnight");
+    let last_moment = replica_b.visitor_ids(at("2026-11-24T03:59:59Z"), &project, ip, ua).await.unwrap();
+    assert_eq!(last_moment, ids_tuesday, "within the grace period");
+    let ids_tuesday_later = replica_a.visitor_ids(at("2026-11-24T04:00:00Z"), &project, ip, ua).await.unwrap();
+    assert_eq!(ids_tuesday_later, VisitorIds { today: ids_tuesday.today, yesterday: None }, "grace period over");
 
     // Through the real ingest script: a session open at 23:50 continues at 00:05 under Monday's visitor id.
     let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 30 * 60 * 1000).unwrap();
@@ -50,16 +62,29 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
     assert_eq!(overnight[1].visitor_id, ids_monday.today);
     assert_eq!(overnight[1].session_id, overnight[0].session_id);
 
+    // After the grace period yesterday's session is no longer looked for, even were it still open: the visit
+    // goes on as a new session of today's visitor.
+    queue.enqueue(vec![job(project, ids_tuesday_later)]).await.unwrap();
+    let after_grace = &filed(&env).await[2];
+    assert_eq!(after_grace.visitor_id, ids_tuesday.today);
+    assert_ne!(after_grace.session_id, overnight[0].session_id);
+
     // A visitor with no session open last night starts under today's id.
     let fresh_ip: IpAddr = "203.0.113.6".parse().unwrap();
-    let fresh = replica_a.visitor_ids(tuesday, &project, fresh_ip, ua).await.unwrap();
+    let fresh = replica_a.visitor_ids(tuesday_early, &project, fresh_ip, ua).await.unwrap();
     queue.enqueue(vec![job(project, fresh)]).await.unwrap();
-    assert_eq!(filed(&env).await[2].visitor_id, fresh.today);
+    assert_eq!(filed(&env).await[3].visitor_id, fresh.today);
 
     // Salts older than yesterday are gone: nobody can recompute Sunday's ids.
     let days: Vec<NaiveDate> =
         sqlx::query_scalar("SELECT day FROM daily_salts ORDER BY day").fetch_all(&env.pg).await.unwrap();
-    assert_eq!(days, vec![monday, tuesday]);
+    assert_eq!(days, vec![monday_night.date_naive(), tuesday_early.date_naive()]);
+}
+
+#[test]
+fn the_grace_period_outlasts_the_session_timeout() {
+    assert_eq!(midnight_grace(Duration::from_secs(30 * 60)), Duration::from_secs(4 * 3600));
+    assert_eq!(midnight_grace(Duration::from_secs(6 * 3600)), Duration::from_secs(6 * 3600 + 600));
 }
 
 #[tokio::test]
@@ -67,7 +92,7 @@ async fn a_new_session_starts_after_the_inactivity_window() {
     let env = test_env().await;
     let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 300).unwrap();
     let project = Uuid::new_v4();
-    let ids = VisitorIds { today: 11, yesterday: 12 };
+    let ids = VisitorIds { today: 11, yesterday: Some(12) };
     queue.enqueue(vec![job(project, ids)]).await.unwrap();
     queue.enqueue(vec![job(project, ids)]).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
@@ -84,7 +109,7 @@ async fn a_full_stream_refuses_whole_requests_and_keeps_its_entries() {
     // share one script call and so one entry.
     let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 1, 60_000).unwrap();
     let project = Uuid::new_v4();
-    let ids = VisitorIds { today: 21, yesterday: 22 };
+    let ids = VisitorIds { today: 21, yesterday: None };
     let jobs = |n| (0..n).map(|_| job(project, ids)).collect::<Vec<_>>();
     let (three, two, one) = tokio::join!(queue.enqueue(jobs(3)), queue.enqueue(jobs(2)), queue.enqueue(jobs(1)));
     let appended = [&three, &two, &one].iter().map(|r| *r.as_ref().unwrap()).sum::<usize>();
@@ -105,8 +130,8 @@ async fn requests_filed_together_keep_their_own_sessions() {
     let env = test_env().await;
     let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 60_000).unwrap();
     let project = Uuid::new_v4();
-    let a = VisitorIds { today: 31, yesterday: 32 };
-    let b = VisitorIds { today: 41, yesterday: 42 };
+    let a = VisitorIds { today: 31, yesterday: Some(32) };
+    let b = VisitorIds { today: 41, yesterday: None };
     let (ra, rb, ra2) = tokio::join!(
         queue.enqueue(vec![job(project, a)]),
         queue.enqueue(vec![job(project, b)]),
