@@ -158,14 +158,15 @@ pub async fn post_identify(
         if dropped(&state, &ctx, &verdict, 1).is_some() {
             return Ok(accepted(1));
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        // One clock reading per request: the visitor id's day and the job's time agree, even at midnight.
+        let now = chrono::Utc::now();
         let (visitor_today, visitor_yesterday) =
-            visitor_ids(&state, &ctx, &project, valid.anonymous_id.as_deref()).await?;
+            visitor_ids(&state, &ctx, &project, valid.anonymous_id.as_deref(), now).await?;
         let job = IdentifyV1 {
             project_id: project.id,
             visitor_id: visitor_today,
             user_id: valid.user_id.clone(),
-            ts_ms: now_ms,
+            ts_ms: now.timestamp_millis(),
             traits: valid.traits,
         };
         let payload = serde_json::to_vec(&job).map_err(|e| IngestError::internal(e.into()))?;
@@ -282,10 +283,12 @@ async fn accept_events(
         return Ok(accepted(events.len()));
     }
 
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    // One clock reading per request: the visitor id's day and the events' times agree, even at midnight.
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis();
     let agent = verdict.agent;
     let geo = state.geo.as_ref().map_or_else(geo::unknown_place, |g| g.lookup(ctx.ip));
-    let cookieless = cookieless_ids(state, ctx, project).await?;
+    let cookieless = cookieless_ids(state, ctx, project, now).await?;
     let shard = shard(state, ctx, project);
 
     let mut jobs = Vec::with_capacity(events.len());
@@ -314,11 +317,12 @@ async fn visitor_ids(
     ctx: &RequestContext<'_>,
     project: &Project,
     anonymous_id: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(u64, Option<u64>), IngestError> {
     if let Some(anon) = anonymous_id {
         return Ok((anonymous_visitor_id(&project.id, anon), None));
     }
-    let VisitorIds { today, yesterday } = cookieless_ids(state, ctx, project).await?;
+    let VisitorIds { today, yesterday } = cookieless_ids(state, ctx, project, now).await?;
     Ok((today, yesterday))
 }
 
@@ -326,10 +330,11 @@ async fn cookieless_ids(
     state: &IngestState,
     ctx: &RequestContext<'_>,
     project: &Project,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<VisitorIds, IngestError> {
     state
         .salts
-        .visitor_ids(chrono::Utc::now(), &project.id, ctx.ip, ctx.user_agent)
+        .visitor_ids(now, &project.id, ctx.ip, ctx.user_agent)
         .await
         .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))
 }
