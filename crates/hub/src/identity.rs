@@ -42,10 +42,10 @@ pub struct VisitorIds {
     pub yesterday: Option<u64>,
 }
 
-/// How long after midnight a session of yesterday is looked for: four hours, or longer when sessions time out
-/// later. A session still open then is one that was active before midnight and has never been idle for the
-/// session timeout since. One that stays active past the grace period continues as a new session under today's
-/// visitor id: at four hours that is a visit of more than four hours across midnight, without a pause.
+/// How long after midnight a session of yesterday is looked for: four hours, or the session timeout plus ten
+/// minutes when that is longer. A session of yesterday still open later than that has had no pause as long as the
+/// session timeout since before midnight; it goes on as a new session under today's visitor id. At the default,
+/// only a visit of more than four hours across midnight, without a 30-minute pause, is split.
 pub fn midnight_grace(session_timeout: Duration) -> Duration {
     Duration::from_secs(4 * 3600).max(session_timeout + Duration::from_secs(10 * 60))
 }
