@@ -15,7 +15,7 @@ DATABASE = "tidemark_compat"
 
 
 def split_statements(sql):
-    """Same rule as crates/shared/src/ch_migrations.rs: a statement ends at a line ending in ';'."""
+    """Same rule as shared/src/ch_migrations.rs: a statement ends at a line ending in ';'."""
     statements, current = [], []
 
     def push():

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the small .mmdb fixtures that crates/hub/tests/geo.rs checks known answers against.
+"""Writes the small .mmdb fixtures that hub/tests/geo.rs checks known answers against.
 
     python3 -m pip install mmdb-writer      # PyPI package "mmdb-writer" (module mmdb_writer)
-    python3 scripts/make_test_mmdb.py       # rewrites crates/hub/tests/data/geo/*.mmdb
+    python3 scripts/make_test_mmdb.py       # rewrites hub/tests/data/geo/*.mmdb
 
 The output is byte-for-byte reproducible (fixed build time), so re-running it on an unchanged script leaves git clean.
 The networks are documentation ranges (RFC 5737, RFC 3849) plus a few private and public-looking ones; the places
@@ -24,7 +24,7 @@ try:
 except ImportError:
     sys.exit("make_test_mmdb.py needs the PyPI package mmdb-writer: python3 -m pip install mmdb-writer")
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "hub", "tests", "data", "geo")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hub", "tests", "data", "geo")
 
 # 2024-01-01T00:00:00Z: a fixed build time keeps the files reproducible.
 BUILD_EPOCH = 1704067200

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/clickhouse");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/clickhouse");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("migrations/clickhouse exists")

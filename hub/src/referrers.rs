@@ -92,7 +92,7 @@ impl Default for Referrers {
 impl Referrers {
     pub fn new() -> Self {
         // The file is part of the binary and the tests parse it, so an error here is a build that never passed.
-        Self::parse(DATA).unwrap_or_else(|e| panic!("crates/hub/data/referrers.tsv: {e}"))
+        Self::parse(DATA).unwrap_or_else(|e| panic!("hub/data/referrers.tsv: {e}"))
     }
 
     fn parse(text: &str) -> Result<Self, String> {

@@ -141,7 +141,7 @@ fn classify_timing() {
 /// a person, or the pageview is answered 202 and dropped as a bot (curl's own user agent is one).
 #[test]
 fn the_quick_start_curl_sends_a_person_not_a_bot() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/up.sh");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/up.sh");
     let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let example = script
         .lines()
