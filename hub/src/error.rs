@@ -37,6 +37,13 @@ pub enum IngestError {
     Internal { request_id: String, source: anyhow::Error },
 }
 
+/// No daily salt means no visitor id: the event is refused for now, never stored without one.
+impl From<crate::identity::SaltUnavailable> for IngestError {
+    fn from(_: crate::identity::SaltUnavailable) -> Self {
+        Self::Unavailable { retry_after_secs: 5 }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,

@@ -6,6 +6,11 @@
 //! Yesterday's id is only derived during a grace period after midnight ([`midnight_grace`]): a session of
 //! yesterday can only still be open then. The rest of the day a request costs one hash, and its jobs one session
 //! key in Redis, instead of two.
+//!
+//! PostgreSQL is never needed at midnight: [`Salts::prepare`] (run at start and every few minutes by
+//! [`keep_prepared`]) creates and caches tomorrow's salt a day ahead, and deletes expired ones. When no salt can
+//! be had (PostgreSQL down at start), requests get [`SaltUnavailable`], answered 503 with `Retry-After`: the
+//! client keeps the event and retries, where a 500 would invite it to give up.
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,8 +18,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::RwLock;
-use std::time::Duration;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -29,9 +34,27 @@ struct SaltPair {
 
 pub struct Salts {
     pool: sqlx::PgPool,
-    current: RwLock<Option<SaltPair>>,
+    /// The days prepared so far, oldest first: today's and, once [`Salts::prepare`] ran, tomorrow's.
+    prepared: RwLock<Vec<SaltPair>>,
     /// How long after midnight (UTC) yesterday's id is still derived.
     grace: chrono::Duration,
+    /// When reading a salt last failed: requests in the next [`FAILURE_PAUSE`] are answered at once instead of
+    /// each waiting for PostgreSQL's pool to time out.
+    failed_at: Mutex<Option<Instant>>,
+}
+
+/// How long after a failed salt read requests are refused without trying again.
+const FAILURE_PAUSE: Duration = Duration::from_secs(1);
+
+/// How often [`keep_prepared`] makes sure tomorrow's salt is cached: often enough that a PostgreSQL outage of a
+/// few hours before midnight still finds it ready.
+pub const PREPARE_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// No salt for the day could be read or created (PostgreSQL unreachable, and nothing prepared).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the daily salt of {day} is not available")]
+pub struct SaltUnavailable {
+    pub day: NaiveDate,
 }
 
 /// The candidate ids of one request: under today's salt, and under yesterday's during the grace period after
@@ -53,7 +76,42 @@ pub fn midnight_grace(session_timeout: Duration) -> Duration {
 impl Salts {
     pub fn new(pool: sqlx::PgPool, grace: Duration) -> Self {
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
-        Self { pool, current: RwLock::new(None), grace }
+        Self { pool, prepared: RwLock::new(Vec::new()), grace, failed_at: Mutex::new(None) }
+    }
+
+    /// Caches the salts of `now`'s day and of the next one (creating them in PostgreSQL if no replica has yet),
+    /// and deletes the salts older than yesterday. Called ahead of time, so midnight needs no database.
+    pub async fn prepare(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let today = now.date_naive();
+        let tomorrow = today.succ_opt().context("date overflow")?;
+        for day in [today, tomorrow] {
+            if !self.has(day) {
+                let pair = self.load(day).await?;
+                self.keep(pair);
+            }
+        }
+        let yesterday = today.pred_opt().context("date underflow")?;
+        sqlx::query("DELETE FROM daily_salts WHERE day < $1")
+            .bind(yesterday)
+            .execute(&self.pool)
+            .await
+            .context("deleting expired salts")?;
+        Ok(())
+    }
+
+    fn has(&self, day: NaiveDate) -> bool {
+        self.prepared.read().expect("salt lock").iter().any(|p| p.day == day)
+    }
+
+    /// Adds a day's keys and keeps the two latest days: today's and tomorrow's once prepared; ids of a past day
+    /// are never computed again.
+    fn keep(&self, pair: SaltPair) {
+        let mut prepared = self.prepared.write().expect("salt lock");
+        prepared.retain(|p| p.day != pair.day);
+        prepared.push(pair);
+        prepared.sort_by_key(|p| p.day);
+        let surplus = prepared.len().saturating_sub(2);
+        prepared.drain(..surplus);
     }
 
     /// Candidate visitor ids for a request at `now`.
@@ -63,7 +121,7 @@ impl Salts {
         project: &Uuid,
         ip: IpAddr,
         user_agent: &str,
-    ) -> anyhow::Result<VisitorIds> {
+    ) -> Result<VisitorIds, SaltUnavailable> {
         let day = now.date_naive();
         let after_midnight = now - day.and_time(chrono::NaiveTime::MIN).and_utc();
         let in_grace = after_midnight < self.grace;
@@ -71,28 +129,30 @@ impl Salts {
             today: visitor_id_under(&pair.today, project, ip, user_agent),
             yesterday: in_grace.then(|| visitor_id_under(&pair.yesterday, project, ip, user_agent)),
         };
-        if let Some(pair) = self.current.read().expect("salt lock").as_ref().filter(|p| p.day == day) {
+        if let Some(pair) = self.prepared.read().expect("salt lock").iter().find(|p| p.day == day) {
             return Ok(ids(pair));
         }
-        let pair = self.load(day).await?;
-        let found = ids(&pair);
-        *self.current.write().expect("salt lock") = Some(pair);
-        Ok(found)
+        let unavailable = SaltUnavailable { day };
+        if self.failed_at.lock().expect("salt failure lock").is_some_and(|at| at.elapsed() < FAILURE_PAUSE) {
+            return Err(unavailable);
+        }
+        match self.load(day).await {
+            Ok(pair) => {
+                let found = ids(&pair);
+                self.keep(pair);
+                Ok(found)
+            }
+            Err(e) => {
+                *self.failed_at.lock().expect("salt failure lock") = Some(Instant::now());
+                tracing::warn!(error = format!("{e:#}"), %day, "No daily salt: answering 503 until PostgreSQL is back.");
+                Err(unavailable)
+            }
+        }
     }
 
     async fn load(&self, day: NaiveDate) -> anyhow::Result<SaltPair> {
         let yesterday = day.pred_opt().context("date underflow")?;
-        let pair = SaltPair {
-            day,
-            today: salt_key(&self.salt(day).await?),
-            yesterday: salt_key(&self.salt(yesterday).await?),
-        };
-        sqlx::query("DELETE FROM daily_salts WHERE day < $1")
-            .bind(yesterday)
-            .execute(&self.pool)
-            .await
-            .context("deleting expired salts")?;
-        Ok(pair)
+        Ok(SaltPair { day, today: salt_key(&self.salt(day).await?), yesterday: salt_key(&self.salt(yesterday).await?) })
     }
 
     /// The salt of `day`, created by whichever replica asks first.
@@ -111,6 +171,27 @@ impl Salts {
             .await
             .context("reading the daily salt")?;
         stored.try_into().map_err(|_| anyhow::anyhow!("daily salt of {day} is not 32 bytes"))
+    }
+}
+
+/// Prepares tomorrow's salt at start and every [`PREPARE_EVERY`], until the process ends. A failure is logged
+/// and retried at the next turn; today's keys stay cached meanwhile.
+pub async fn keep_prepared(salts: std::sync::Arc<impl AsRef<Salts>>) {
+    let mut failing = false;
+    loop {
+        match salts.as_ref().as_ref().prepare(Utc::now()).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("Daily salts prepared again.");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = format!("{e:#}"), "Cannot prepare tomorrow's salt yet; retrying.");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(if failing { Duration::from_secs(10) } else { PREPARE_EVERY }).await;
     }
 }
 

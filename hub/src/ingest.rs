@@ -55,6 +55,12 @@ impl AsRef<TokenStore> for IngestState {
     }
 }
 
+impl AsRef<Salts> for IngestState {
+    fn as_ref(&self) -> &Salts {
+        &self.salts
+    }
+}
+
 /// What the request itself tells us, apart from its body. The client IP lives only here, in memory.
 struct RequestContext<'a> {
     headers: &'a HeaderMap,
@@ -332,11 +338,7 @@ async fn cookieless_ids(
     project: &Project,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<VisitorIds, IngestError> {
-    state
-        .salts
-        .visitor_ids(now, &project.id, ctx.ip, ctx.user_agent)
-        .await
-        .map_err(|e| IngestError::internal(e.context("deriving the visitor id")))
+    state.salts.visitor_ids(now, &project.id, ctx.ip, ctx.user_agent).await.map_err(IngestError::from)
 }
 
 async fn enqueue(state: &IngestState, jobs: Vec<OutgoingJob>) -> Result<HttpResponse, IngestError> {

@@ -27,7 +27,9 @@ pub struct Hub {
 
 pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<Hub> {
     let port = listener.local_addr()?.port();
-    let pg = tidemark_shared::postgres::connect(config.postgres_url.expose(), 16).await?;
+    // Lazy: with PostgreSQL down at start the hub still starts, answers 503 to what needs the database and serves
+    // from its caches once they are filled.
+    let pg = tidemark_shared::postgres::connect_lazy(config.postgres_url.expose(), 16)?;
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let state = web::Data::new(IngestState {
         tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
@@ -53,6 +55,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     });
     let metrics = crate::metrics::handle();
     tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(metrics));
+    tokio::spawn(crate::identity::keep_prepared(state.clone().into_inner()));
     tokio::spawn(crate::tokens::follow_invalidations(
         config.redis_url.expose().clone(),
         config.key_prefix.clone(),

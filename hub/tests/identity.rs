@@ -75,10 +75,13 @@ async fn visitor_ids_follow_the_daily_salt_and_survive_midnight() {
     queue.enqueue(vec![job(project, fresh)]).await.unwrap();
     assert_eq!(filed(&env).await[3].visitor_id, fresh.today);
 
-    // Salts older than yesterday are gone: nobody can recompute Sunday's ids.
+    // Salts older than yesterday are gone once the day is prepared (which also creates tomorrow's): nobody can
+    // recompute Sunday's ids.
+    replica_a.prepare(tuesday_early).await.unwrap();
     let days: Vec<NaiveDate> =
         sqlx::query_scalar("SELECT day FROM daily_salts ORDER BY day").fetch_all(&env.pg).await.unwrap();
-    assert_eq!(days, vec![monday_night.date_naive(), tuesday_early.date_naive()]);
+    let wednesday = tuesday_early.date_naive().succ_opt().unwrap();
+    assert_eq!(days, vec![monday_night.date_naive(), tuesday_early.date_naive(), wednesday]);
 }
 
 #[test]
@@ -175,4 +178,49 @@ async fn filed_entries(env: &tidemark_testkit::TestEnv) -> Vec<(String, Filed)> 
 
 async fn filed(env: &tidemark_testkit::TestEnv) -> Vec<Filed> {
     filed_entries(env).await.into_iter().map(|(_, f)| f).collect()
+}
+
+#[tokio::test]
+async fn midnight_needs_no_database_once_tomorrow_is_prepared() {
+    let env = test_env().await;
+    let grace = midnight_grace(Duration::from_secs(30 * 60));
+    let own_pool = tidemark_shared::postgres::connect(&env.postgres_url, 2).await.unwrap();
+    let replica = Salts::new(own_pool.clone(), grace);
+    let reference = Salts::new(env.pg.clone(), grace);
+    let project = Uuid::new_v4();
+    let ip: IpAddr = "203.0.113.7".parse().unwrap();
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0";
+
+    replica.prepare(at("2026-11-23T23:50:00Z")).await.unwrap();
+    own_pool.close().await; // PostgreSQL is gone for this replica from here on.
+    let after_midnight = at("2026-11-24T00:05:00Z");
+    let ids = replica.visitor_ids(after_midnight, &project, ip, ua).await.expect("tomorrow's salt was prepared");
+    let expected = reference.visitor_ids(after_midnight, &project, ip, ua).await.unwrap();
+    assert_eq!(ids, expected, "the prepared salt is the one every replica uses");
+    assert!(ids.yesterday.is_some(), "yesterday's keys come prepared too");
+
+    let day_after = at("2026-11-25T09:00:00Z");
+    let err = replica.visitor_ids(day_after, &project, ip, ua).await.expect_err("nothing prepared, no database");
+    assert_eq!(err.day, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+}
+
+#[tokio::test]
+async fn no_salt_at_start_is_a_503_with_retry_after() {
+    use actix_web::ResponseError;
+    // Nothing listens on port 1: the pool cannot connect, as when PostgreSQL is down when the hub starts.
+    let pool = tidemark_shared::postgres::connect_lazy("postgres://postgres@127.0.0.1:1/x", 1).unwrap();
+    let salts = Salts::new(pool, midnight_grace(Duration::from_secs(1800)));
+    let err = salts
+        .visitor_ids(Utc::now(), &Uuid::new_v4(), "203.0.113.8".parse().unwrap(), "UA")
+        .await
+        .expect_err("no database, no salt");
+    let answer = tidemark_hub::error::IngestError::from(err);
+    assert_eq!(answer.status_code(), 503);
+    let response = answer.error_response();
+    assert_eq!(response.headers().get("retry-after").unwrap(), "5");
+    // A second request within the pause is refused at once, without waiting for the pool's timeout again.
+    let started = std::time::Instant::now();
+    let again = salts.visitor_ids(Utc::now(), &Uuid::new_v4(), "203.0.113.8".parse().unwrap(), "UA").await;
+    assert!(again.is_err());
+    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
 }
