@@ -28,6 +28,9 @@ pub struct HubConfig {
     pub session_timeout_secs: u64,
     /// How long a validated token is trusted before the token store is asked again.
     pub token_cache_ttl_secs: u64,
+    /// Database lookups per second, for the whole hub, of tokens found in neither cache (bursts of twice that);
+    /// past it the hub answers 503 instead of passing a flood of made-up tokens on to PostgreSQL. 0 = no bound.
+    pub token_lookups_per_sec: u32,
     /// Client timestamps earlier than this many seconds before arrival are clamped to that bound.
     pub max_event_age_secs: u64,
     /// HTTP worker threads; 0 means one per core. Each has its own Redis connection and enqueue writer.
@@ -58,6 +61,7 @@ impl Default for HubConfig {
             max_props_bytes: 8 * 1024,
             session_timeout_secs: 30 * 60,
             token_cache_ttl_secs: 60,
+            token_lookups_per_sec: 200,
             max_event_age_secs: 24 * 3600,
             hub_threads: 0,
             geo_database: String::new(),

@@ -32,7 +32,11 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     let pg = tidemark_shared::postgres::connect_lazy(config.postgres_url.expose(), 16)?;
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let state = web::Data::new(IngestState {
-        tokens: TokenStore::new(pg.clone(), Duration::from_secs(config.token_cache_ttl_secs)),
+        tokens: TokenStore::new(
+            pg.clone(),
+            Duration::from_secs(config.token_cache_ttl_secs),
+            config.token_lookups_per_sec,
+        ),
         salts: Salts::new(pg, midnight_grace(Duration::from_secs(config.session_timeout_secs))),
         queue: Queue::connect(
             config.redis_url.expose(),

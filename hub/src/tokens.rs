@@ -1,9 +1,21 @@
 //! Project tokens: looked up in PostgreSQL and cached in process, so the hot path rarely leaves memory.
-//! Unknown tokens are cached too (briefly), so a flood of bad tokens cannot hammer the database.
+//!
+//! Two caches, because they fail differently under attack. Known tokens are few (one or two per project) and are
+//! never pushed out by anything. Unknown tokens are cached briefly, so a client repeating a bad token costs one
+//! query, in a bounded map that evicts its oldest entries: a flood of random tokens churns that map only.
+//! A flood of *new* random tokens would still cost a query each, so lookups of tokens in neither cache draw from
+//! one budget per hub ([`TokenStore::new`]); past it the hub answers 503 with `Retry-After` (a real client keeps
+//! its events and retries) instead of passing the flood on to PostgreSQL.
+//!
+//! A revocation can race a lookup: the lookup reads the token as valid, the revocation is announced and applied
+//! (nothing cached yet), then the lookup caches what it read, which would keep a revoked token alive for a TTL.
+//! Every invalidation bumps a generation; a lookup caches its answer only if no invalidation happened meanwhile.
 
 use crate::error::IngestError;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use crate::rate_limit::RateLimiter;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -30,13 +42,77 @@ impl Project {
     }
 }
 
-type Entry = (Option<Arc<Project>>, Instant);
+/// Most unknown tokens remembered; about 100 bytes each.
+pub const MAX_UNKNOWN_TOKENS: usize = 50_000;
+
+/// Unknown tokens in arrival order, so the oldest go first when the map is full or their time is up.
+struct UnknownTokens {
+    seen: HashMap<String, Instant>,
+    order: VecDeque<(String, Instant)>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl UnknownTokens {
+    fn new(capacity: usize, ttl: Duration) -> Self {
+        Self { seen: HashMap::new(), order: VecDeque::new(), capacity, ttl }
+    }
+
+    fn contains(&mut self, token: &str, now: Instant) -> bool {
+        self.expire(now);
+        self.seen.contains_key(token)
+    }
+
+    fn insert(&mut self, token: &str, now: Instant) {
+        self.expire(now);
+        while self.seen.len() >= self.capacity {
+            let Some((oldest, at)) = self.order.pop_front() else { break };
+            self.forget_if(&oldest, at);
+        }
+        self.seen.insert(token.to_owned(), now);
+        self.order.push_back((token.to_owned(), now));
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((_, at)) = self.order.front() {
+            if now.saturating_duration_since(*at) < self.ttl {
+                break;
+            }
+            let (token, at) = self.order.pop_front().expect("front exists");
+            self.forget_if(&token, at);
+        }
+    }
+
+    /// Drops `token` unless it was seen again after `at` (then a later entry in `order` stands for it).
+    fn forget_if(&mut self, token: &str, at: Instant) {
+        if self.seen.get(token) == Some(&at) {
+            self.seen.remove(token);
+        }
+    }
+
+    fn remove(&mut self, token: &str) {
+        self.seen.remove(token);
+    }
+
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.order.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
 
 pub struct TokenStore {
     pool: sqlx::PgPool,
     ttl: Duration,
-    negative_ttl: Duration,
-    cache: RwLock<HashMap<String, Entry>>,
+    known: RwLock<HashMap<String, (Arc<Project>, Instant)>>,
+    unknown: Mutex<UnknownTokens>,
+    /// Bumped by every invalidation; see the module comment.
+    generation: AtomicU64,
+    /// Database lookups of tokens in neither cache, per second, for the whole hub.
+    lookups: RateLimiter,
 }
 
 /// Tokens are short, URL-safe strings; anything else is rejected without a lookup.
@@ -45,33 +121,83 @@ pub fn plausible_token(token: &str) -> bool {
 }
 
 impl TokenStore {
-    pub fn new(pool: sqlx::PgPool, ttl: Duration) -> Self {
-        Self { pool, ttl, negative_ttl: ttl.min(Duration::from_secs(10)), cache: RwLock::new(HashMap::new()) }
+    /// `lookups_per_sec` bounds the queries for tokens in neither cache (bursts of up to twice that); 0 disables
+    /// the bound.
+    pub fn new(pool: sqlx::PgPool, ttl: Duration, lookups_per_sec: u32) -> Self {
+        Self {
+            pool,
+            ttl,
+            known: RwLock::new(HashMap::new()),
+            unknown: Mutex::new(UnknownTokens::new(MAX_UNKNOWN_TOKENS, ttl.min(Duration::from_secs(10)))),
+            generation: AtomicU64::new(0),
+            lookups: RateLimiter::new(lookups_per_sec, lookups_per_sec.saturating_mul(2)),
+        }
     }
 
     pub async fn resolve(&self, token: &str) -> Result<Arc<Project>, IngestError> {
         if !plausible_token(token) {
             return Err(IngestError::BadToken);
         }
-        if let Some((project, at)) = self.cache.read().expect("token cache lock").get(token) {
-            let ttl = if project.is_some() { self.ttl } else { self.negative_ttl };
-            if at.elapsed() < ttl {
-                return project.clone().ok_or(IngestError::BadToken);
+        if let Some((project, at)) = self.known.read().expect("token cache lock").get(token)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(project.clone());
+        }
+        if self.unknown.lock().expect("token cache lock").contains(token, Instant::now()) {
+            return Err(IngestError::BadToken);
+        }
+        if let Err(retry_after_secs) = self.lookups.take(&Uuid::nil(), 1) {
+            return Err(IngestError::Unavailable { retry_after_secs });
+        }
+        let generation = self.generation();
+        let project = self.lookup(token).await?;
+        self.remember(token, project.clone(), generation);
+        project.ok_or(IngestError::BadToken)
+    }
+
+    /// The invalidation generation a lookup starts under; pass it to [`TokenStore::remember`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches a lookup's answer, unless an invalidation happened since `generation` was read: the answer may then
+    /// be older than the revocation, and the next request asks again.
+    pub fn remember(&self, token: &str, project: Option<Arc<Project>>, generation: u64) {
+        let now = Instant::now();
+        match project {
+            Some(project) => {
+                let mut known = self.known.write().expect("token cache lock");
+                if self.generation() == generation {
+                    known.insert(token.to_owned(), (project, now));
+                }
+            }
+            None => {
+                let mut unknown = self.unknown.lock().expect("token cache lock");
+                if self.generation() == generation {
+                    unknown.insert(token, now);
+                }
             }
         }
-        let project = self.lookup(token).await?;
-        let mut cache = self.cache.write().expect("token cache lock");
-        if cache.len() > 100_000 {
-            // Bounded memory under a token-guessing flood; valid tokens are re-fetched on their next use.
-            cache.clear();
-        }
-        cache.insert(token.to_owned(), (project.clone(), Instant::now()));
-        project.ok_or(IngestError::BadToken)
+    }
+
+    /// Whether `token` is cached as valid (for tests and diagnostics).
+    pub fn is_cached(&self, token: &str) -> bool {
+        self.known.read().expect("token cache lock").contains_key(token)
+    }
+
+    /// How many unknown tokens are remembered (for tests and diagnostics).
+    pub fn unknown_len(&self) -> usize {
+        self.unknown.lock().expect("token cache lock").len()
     }
 
     /// Forgets a token at once (revocation or rotation announced by the app).
     pub fn invalidate(&self, token: &str) {
-        self.cache.write().expect("token cache lock").remove(token);
+        // Bumped under the write lock, so a lookup either sees the new generation or inserts before the removal.
+        let mut known = self.known.write().expect("token cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        known.remove(token);
+        drop(known);
+        self.unknown.lock().expect("token cache lock").remove(token);
     }
 
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Project>>, IngestError> {
@@ -90,7 +216,11 @@ impl TokenStore {
     }
 
     pub fn invalidate_all(&self) {
-        self.cache.write().expect("token cache lock").clear();
+        let mut known = self.known.write().expect("token cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        known.clear();
+        drop(known);
+        self.unknown.lock().expect("token cache lock").clear();
     }
 
     pub async fn ping(&self) -> bool {
@@ -160,6 +290,69 @@ mod tests {
             let p = Project { id: Uuid::nil(), domains: vec![domain] };
             let _ = p.allows_origin(&origin);
         }
+    }
+
+    #[test]
+    fn unknown_tokens_are_bounded_and_the_oldest_go_first() {
+        let t0 = Instant::now();
+        let mut unknown = UnknownTokens::new(3, Duration::from_secs(10));
+        for (i, token) in ["a", "b", "c"].iter().enumerate() {
+            unknown.insert(token, t0 + Duration::from_millis(i as u64));
+        }
+        unknown.insert("d", t0 + Duration::from_millis(5));
+        assert_eq!(unknown.len(), 3);
+        assert!(!unknown.contains("a", t0 + Duration::from_millis(6)), "the oldest made room");
+        assert!(unknown.contains("b", t0 + Duration::from_millis(6)));
+        assert!(unknown.contains("d", t0 + Duration::from_millis(6)));
+        // Seen again: the older record of "b" must not evict the newer one.
+        unknown.insert("b", t0 + Duration::from_secs(5));
+        assert!(unknown.contains("b", t0 + Duration::from_secs(12)), "renewed at 5 s, alive at 12 s");
+        assert!(!unknown.contains("d", t0 + Duration::from_secs(12)), "aged out");
+        assert_eq!(unknown.len(), 1);
+    }
+
+    fn store(lookups_per_sec: u32) -> TokenStore {
+        // Never queried by these tests: nothing listens on port 1.
+        let pool = tidemark_shared::postgres::connect_lazy("postgres://postgres@127.0.0.1:1/x", 1).unwrap();
+        TokenStore::new(pool, Duration::from_secs(60), lookups_per_sec)
+    }
+
+    #[tokio::test]
+    async fn a_lookup_racing_a_revocation_does_not_cache_the_revoked_token() {
+        let tokens = store(10);
+        let project = Arc::new(Project { id: Uuid::from_u128(7), domains: vec![] });
+        let before = tokens.generation();
+        // The lookup read the token as valid; the revocation arrives before it caches the answer.
+        tokens.invalidate("tm_revokedtoken");
+        tokens.remember("tm_revokedtoken", Some(project.clone()), before);
+        assert!(!tokens.is_cached("tm_revokedtoken"), "a revoked token must not come back from a stale lookup");
+        // Without an invalidation in between, the answer is cached.
+        tokens.remember("tm_validtoken1", Some(project), tokens.generation());
+        assert!(tokens.is_cached("tm_validtoken1"));
+    }
+
+    #[tokio::test]
+    async fn unknown_tokens_never_push_out_known_ones_and_lookups_have_a_budget() {
+        let env = tidemark_testkit::test_env().await;
+        let tokens = TokenStore::new(env.pg.clone(), Duration::from_secs(60), 5);
+        let project = Arc::new(Project { id: Uuid::from_u128(8), domains: vec![] });
+        tokens.remember("tm_validtoken1", Some(project), tokens.generation());
+        for i in 0..(MAX_UNKNOWN_TOKENS + 10) {
+            tokens.remember(&format!("tm_guess{i:08}"), None, tokens.generation());
+        }
+        assert_eq!(tokens.unknown_len(), MAX_UNKNOWN_TOKENS);
+        assert!(tokens.is_cached("tm_validtoken1"), "a flood of bad tokens clears nothing valid");
+        assert_eq!(tokens.resolve("tm_validtoken1").await.unwrap().id, Uuid::from_u128(8));
+        assert!(matches!(tokens.resolve("tm_guess00000042").await, Err(IngestError::BadToken)), "cached as unknown");
+        // Tokens in neither cache cost a query each, from a budget of 10 (twice the rate of 5/s); then a 503
+        // without a query.
+        let mut answers = Vec::new();
+        for i in 0..12 {
+            answers.push(tokens.resolve(&format!("tm_newtoken{i:04}")).await);
+        }
+        let looked_up = answers.iter().filter(|a| matches!(a, Err(IngestError::BadToken))).count();
+        let refused = answers.iter().filter(|a| matches!(a, Err(IngestError::Unavailable { .. }))).count();
+        assert_eq!((looked_up, refused), (10, 2), "{answers:?}");
     }
 
     #[test]
