@@ -57,7 +57,7 @@ EXAMPLE_UA='Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133
 cat <<EOF2
 
 Tidemark is up.
-  hub        $TIDEMARK_HUB_URL   (ingest API, /metrics, /readyz)
+  hub        $TIDEMARK_HUB_URL   (ingest API, /readyz; Prometheus /metrics on http://$TIDEMARK_HUB_METRICS_LISTEN)
   app        $TIDEMARK_APP_URL
   settings   $DATA/tidemark.env
   logs       $LOGS/   (just logs)

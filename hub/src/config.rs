@@ -9,6 +9,9 @@ use tidemark_shared::secret::Secret;
 pub struct HubConfig {
     /// Address the HTTP server binds.
     pub hub_listen: String,
+    /// Address serving Prometheus text on `/metrics`, apart from the public ingest port (keep it private); empty
+    /// disables it, port 0 picks a free one.
+    pub hub_metrics_listen: String,
     pub redis_url: Secret<String>,
     pub postgres_url: Secret<String>,
     /// Prefix of every Redis key; one prefix per Tidemark installation.
@@ -51,6 +54,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             hub_listen: "127.0.0.1:17080".into(),
+            hub_metrics_listen: "127.0.0.1:17082".into(),
             redis_url: Secret::new("redis://127.0.0.1:17379/0".into()),
             postgres_url: Secret::new("postgres://postgres@127.0.0.1:17432/tidemark".into()),
             key_prefix: "tm".into(),
@@ -78,6 +82,14 @@ impl Validate for HubConfig {
         self.hub_listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| ConfigError::invalid("hub_listen", format!("not a socket address ({e})")))?;
+        if !self.hub_metrics_listen.is_empty() {
+            self.hub_metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| ConfigError::invalid("hub_metrics_listen", format!("not a socket address ({e})")))?;
+            if self.hub_metrics_listen == self.hub_listen {
+                return Err(ConfigError::invalid("hub_metrics_listen", "must differ from hub_listen"));
+            }
+        }
         require_url("redis_url", self.redis_url.expose(), &["redis", "rediss", "unix"])?;
         require_url("postgres_url", self.postgres_url.expose(), &["postgres", "postgresql"])?;
         require_key_prefix("key_prefix", &self.key_prefix)?;

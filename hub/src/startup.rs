@@ -22,6 +22,8 @@ use tidemark_shared::keys::Keys;
 
 pub struct Hub {
     pub port: u16,
+    /// The port of `/metrics`, when `hub_metrics_listen` is set.
+    pub metrics_port: Option<u16>,
     pub server: Server,
 }
 
@@ -58,8 +60,21 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         metrics: crate::metrics::Hot::register(),
     });
     let metrics = crate::metrics::handle();
+    // Metrics get their own listener: the ingest port faces the internet, and what a scrape shows (traffic per
+    // cause, drop reasons, queue health) is for operators only.
+    let metrics_listener = match config.hub_metrics_listen.as_str() {
+        "" => None,
+        addr => Some(TcpListener::bind(addr).with_context(|| format!("binding hub_metrics_listen {addr}"))?),
+    };
+    let metrics_port = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?.map(|a| a.port());
     tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(metrics));
     tokio::spawn(crate::identity::keep_prepared(state.clone().into_inner()));
+    let redis = tidemark_shared::redis::client(config.redis_url.expose())?;
+    tokio::spawn(async move {
+        if let Ok(mut conn) = tidemark_shared::redis::connect(&redis).await {
+            tidemark_shared::redis::warn_about_durability(&mut conn).await;
+        }
+    });
     tokio::spawn(crate::tokens::follow_invalidations(
         config.redis_url.expose().clone(),
         config.key_prefix.clone(),
@@ -74,7 +89,15 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
             .service(ingest_endpoint("/v1/identify", ingest::post_identify))
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(move || async move { HttpResponse::Ok().body(metrics.render()) }))
+            .route(
+                "/metrics",
+                web::get().to(move |req: HttpRequest| async move {
+                    if Some(req.app_config().local_addr().port()) != metrics_port {
+                        return Err(IngestError::NoRoute { method: "GET".into(), path: "/metrics".into() });
+                    }
+                    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render()))
+                }),
+            )
             .default_service(web::to(|req: HttpRequest| async move {
                 let path = req.path().chars().take(200).collect();
                 Err::<HttpResponse, _>(IngestError::NoRoute { method: req.method().to_string(), path })
@@ -82,10 +105,13 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     })
     .listen(listener)?
     .shutdown_timeout(10);
+    if let Some(metrics_listener) = metrics_listener {
+        server = server.listen(metrics_listener)?;
+    }
     if config.hub_threads > 0 {
         server = server.workers(config.hub_threads);
     }
-    Ok(Hub { port, server: server.run() })
+    Ok(Hub { port, metrics_port, server: server.run() })
 }
 
 /// A POST endpoint with its CORS preflight; any other method is answered 405 with `Allow`.

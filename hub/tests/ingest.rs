@@ -17,6 +17,8 @@ const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 
 struct TestHub {
     env: TestEnv,
     base: String,
+    /// `/metrics` on the hub's private metrics listener.
+    metrics: String,
     http: reqwest::Client,
 }
 
@@ -27,6 +29,7 @@ async fn spawn_hub_with(tweak: impl FnOnce(&mut HubConfig)) -> TestHub {
         redis_url: Secret::new(env.stores.redis_url.clone()),
         postgres_url: Secret::new(env.postgres_url.clone()),
         key_prefix: env.key_prefix.clone(),
+        hub_metrics_listen: "127.0.0.1:0".into(),
         hub_threads: 1,
         ..HubConfig::default()
     };
@@ -36,7 +39,8 @@ async fn spawn_hub_with(tweak: impl FnOnce(&mut HubConfig)) -> TestHub {
     tokio::spawn(hub.server);
     // A browser's user agent by default: requests without one are bots and are not queued.
     let http = reqwest::Client::builder().user_agent(FIREFOX).build().unwrap();
-    TestHub { env, base: format!("http://127.0.0.1:{}", hub.port), http }
+    let metrics = format!("http://127.0.0.1:{}/metrics", hub.metrics_port.expect("metrics listener"));
+    TestHub { env, base: format!("http://127.0.0.1:{}", hub.port), metrics, http }
 }
 
 async fn spawn_hub() -> TestHub {
@@ -382,8 +386,10 @@ async fn health_and_metrics_answer() {
     assert_eq!(ready.status(), StatusCode::OK);
     let (_, token) = hub.env.project(&[]).await;
     hub.post("/v1/event", Some(&token), json!({"type":"pageview","url":"https://a.io/"}).to_string()).await;
-    let metrics = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = hub.http.get(&hub.metrics).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tidemark_hub_events_accepted_total"), "{metrics}");
+    let public = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND, "metrics are not served on the public ingest port");
 }
 
 #[tokio::test]
@@ -490,7 +496,7 @@ async fn bots_and_prefetches_get_202_but_are_not_queued() {
         hub.post_with("/v1/event", &token, pageview.clone(), &[("sec-purpose", "prefetch;prerender")]).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(hub.drain().await, 0, "nothing from bots or prefetches reaches ClickHouse");
-    let metrics = hub.http.get(format!("{}/metrics", hub.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = hub.http.get(&hub.metrics).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.lines().any(|l| l.starts_with("tidemark_hub_events_dropped_total") && l.contains("cause=\"bot\"")),
         "{metrics}"

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&script, traffic::wrk_script(&requests, &token))?;
 
     let hub_port = free_port()?;
+    let metrics_port = free_port()?;
     let geo = tidemark_testkit::repo_root().join(".data/geo");
     let geo_files: Vec<String> = std::fs::read_dir(&geo)
         .map(|d| {
@@ -84,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let hub_bin = args.hub_bin.clone().unwrap_or_else(|| bin_dir.join("hub"));
     let mut hub = Command::new(&hub_bin)
         .env("TIDEMARK_HUB_LISTEN", format!("127.0.0.1:{hub_port}"))
+        .env("TIDEMARK_HUB_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
         .env("TIDEMARK_REDIS_URL", &env.stores.redis_url)
         .env("TIDEMARK_POSTGRES_URL", &env.postgres_url)
         .env("TIDEMARK_KEY_PREFIX", &env.key_prefix)
@@ -122,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let hub_rss = process::peak_rss_mib(hub.id()).unwrap_or(0.0);
     let minimal_rss = process::peak_rss_mib(minimal.id()).unwrap_or(0.0);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{hub_port}/metrics")).await?.text().await?;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await?.text().await?;
     stop(&mut hub);
     stop(&mut minimal);
     trimmer.abort();

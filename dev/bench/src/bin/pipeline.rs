@@ -137,6 +137,7 @@ async fn latency_run(bin_dir: &Path, rate: u64, seconds: u64) -> anyhow::Result<
     let (project, token) = env.project(&[]).await;
     let config = tidemark_hub::HubConfig {
         hub_listen: "127.0.0.1:0".into(),
+        hub_metrics_listen: String::new(),
         redis_url: tidemark_shared::secret::Secret::new(env.stores.redis_url.clone()),
         postgres_url: tidemark_shared::secret::Secret::new(env.postgres_url.clone()),
         key_prefix: env.key_prefix.clone(),
