@@ -45,6 +45,9 @@ enum ProjectCommand {
         /// Allowed browser origin host; repeat for several.
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// IANA time zone whose midnights start the project's days in every answer.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
     },
     /// Print the first project (creating a "Demo" project for localhost when none exists) as one JSON line.
     Demo,
@@ -95,10 +98,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Project { command } => {
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
             let project = match command {
-                ProjectCommand::Create { name, domains } => projects::create(&pool, &name, &domains).await?,
+                ProjectCommand::Create { name, domains, timezone } => {
+                    projects::create(&pool, &name, &domains, &timezone).await?
+                }
                 ProjectCommand::Demo => match projects::first(&pool).await? {
                     Some(p) => p,
-                    None => projects::create(&pool, "Demo", &["localhost".into(), "127.0.0.1".into()]).await?,
+                    None => projects::create(&pool, "Demo", &["localhost".into(), "127.0.0.1".into()], "UTC").await?,
                 },
             };
             println!("{}", serde_json::to_string(&project)?);

@@ -12,6 +12,8 @@ pub struct CreatedProject {
     pub id: Uuid,
     pub name: String,
     pub domains: Vec<String>,
+    /// IANA name; day boundaries of every answer about the project.
+    pub timezone: String,
     pub token: String,
 }
 
@@ -30,17 +32,32 @@ pub fn normalize_domain(raw: &str) -> anyhow::Result<String> {
     Ok(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-pub async fn create(pool: &PgPool, name: &str, domains: &[String]) -> anyhow::Result<CreatedProject> {
+/// The time zone as PostgreSQL names it (`europe/berlin` becomes `Europe/Berlin`), or an error naming it.
+pub async fn known_timezone(pool: &PgPool, raw: &str) -> anyhow::Result<String> {
+    let raw = raw.trim();
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT name FROM pg_timezone_names WHERE lower(name) = lower($1) ORDER BY name LIMIT 1")
+            .bind(raw)
+            .fetch_optional(pool)
+            .await
+            .context("reading the time zone names")?;
+    found.with_context(|| format!("`{raw}` is not an IANA time zone (for example Europe/Berlin or UTC)"))
+}
+
+pub async fn create(pool: &PgPool, name: &str, domains: &[String], timezone: &str) -> anyhow::Result<CreatedProject> {
     let name = name.trim();
     anyhow::ensure!(!name.is_empty() && name.len() <= 200, "project name must be 1 to 200 characters");
     let domains = domains.iter().map(|d| normalize_domain(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let timezone = known_timezone(pool, timezone).await?;
     let mut tx = pool.begin().await?;
-    let id: Uuid = sqlx::query_scalar("INSERT INTO projects (name, domains) VALUES ($1, $2) RETURNING id")
-        .bind(name)
-        .bind(&domains)
-        .fetch_one(&mut *tx)
-        .await
-        .context("inserting the project")?;
+    let id: Uuid =
+        sqlx::query_scalar("INSERT INTO projects (name, domains, timezone) VALUES ($1, $2, $3) RETURNING id")
+            .bind(name)
+            .bind(&domains)
+            .bind(&timezone)
+            .fetch_one(&mut *tx)
+            .await
+            .context("inserting the project")?;
     let token = new_token();
     sqlx::query("INSERT INTO ingest_tokens (token, project_id) VALUES ($1, $2)")
         .bind(&token)
@@ -49,7 +66,7 @@ pub async fn create(pool: &PgPool, name: &str, domains: &[String]) -> anyhow::Re
         .await
         .context("inserting the ingest token")?;
     tx.commit().await?;
-    Ok(CreatedProject { id, name: name.to_owned(), domains, token })
+    Ok(CreatedProject { id, name: name.to_owned(), domains, timezone, token })
 }
 
 /// Revokes a token; returns whether it was live. Hubs drop it from their caches when the app announces it.
@@ -89,13 +106,13 @@ pub async fn rotate_token(pool: &PgPool, project: Uuid) -> anyhow::Result<(Strin
 
 /// The oldest live project with a live token, if any (the demo project `just up` prints).
 pub async fn first(pool: &PgPool) -> anyhow::Result<Option<CreatedProject>> {
-    let row: Option<(Uuid, String, Vec<String>, String)> = sqlx::query_as(
-        "SELECT p.id, p.name, p.domains, t.token FROM projects p JOIN ingest_tokens t ON t.project_id = p.id \
+    let row: Option<(Uuid, String, Vec<String>, String, String)> = sqlx::query_as(
+        "SELECT p.id, p.name, p.domains, p.timezone, t.token FROM projects p JOIN ingest_tokens t ON t.project_id = p.id \
          WHERE p.deleted_at IS NULL AND t.revoked_at IS NULL ORDER BY p.created_at, t.created_at LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(id, name, domains, token)| CreatedProject { id, name, domains, token }))
+    Ok(row.map(|(id, name, domains, timezone, token)| CreatedProject { id, name, domains, timezone, token }))
 }
 
 #[cfg(test)]

@@ -33,8 +33,9 @@ async fn catalog_queries_run_on_this_server() {
 #[tokio::test]
 async fn a_created_project_has_a_working_token() {
     let env = test_env().await;
-    let created = projects::create(&env.pg, "Docs site", &["https://Docs.Example.com/".into()]).await.unwrap();
+    let created = projects::create(&env.pg, "Docs site", &["https://Docs.Example.com/".into()], "UTC").await.unwrap();
     assert_eq!(created.domains, vec!["docs.example.com"]);
+    assert_eq!(created.timezone, "UTC");
     let owner: uuid::Uuid =
         sqlx::query_scalar("SELECT project_id FROM ingest_tokens WHERE token = $1 AND revoked_at IS NULL")
             .bind(&created.token)
@@ -43,7 +44,32 @@ async fn a_created_project_has_a_working_token() {
             .unwrap();
     assert_eq!(owner, created.id);
     assert_eq!(projects::first(&env.pg).await.unwrap().unwrap().id, created.id);
-    assert!(projects::create(&env.pg, "  ", &[]).await.is_err());
+    assert!(projects::create(&env.pg, "  ", &[], "UTC").await.is_err());
+}
+
+#[tokio::test]
+async fn projects_keep_an_iana_time_zone() {
+    let env = test_env().await;
+    let berlin = projects::create(&env.pg, "Shop", &[], "europe/berlin").await.unwrap();
+    assert_eq!(berlin.timezone, "Europe/Berlin", "stored as the zone database spells it");
+    let stored: String = sqlx::query_scalar("SELECT timezone FROM projects WHERE id = $1")
+        .bind(berlin.id)
+        .fetch_one(&env.pg)
+        .await
+        .unwrap();
+    assert_eq!(stored, "Europe/Berlin");
+    let err = projects::create(&env.pg, "Shop", &[], "Mars/Olympus").await.unwrap_err().to_string();
+    assert!(err.contains("`Mars/Olympus` is not an IANA time zone"), "{err}");
+    // ClickHouse knows the stored name: day boundaries can be computed in it.
+    let day: String = env
+        .ch
+        .client
+        .query("SELECT toString(toDate(toTimeZone(toDateTime(1764630000, 'UTC'), ?)))")
+        .bind(&stored)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(day, "2025-12-02", "23:00 UTC on 1 December is midnight of the 2nd in Berlin");
 }
 
 #[tokio::test]
