@@ -182,7 +182,8 @@ pub async fn post_identify(
             project: project.id,
             visitor_today,
             visitor_yesterday,
-            session_candidate: new_session_id(),
+            // Linking a user never opens a session: it joins the visitor's live one, if any.
+            session_candidate: None,
             payload,
             link_user: Some(valid.user_id),
         };
@@ -303,6 +304,7 @@ async fn accept_events(
             Some(anon) => (anonymous_visitor_id(&project.id, anon), None),
             None => (cookieless.today, cookieless.yesterday),
         };
+        let opens_session = event.event_type.opens_session();
         let enriched = enrich(state, event, project, visitor_today, now_ms, &agent, &geo);
         jobs.push(OutgoingJob {
             kind: JobKind::EventV2,
@@ -310,7 +312,7 @@ async fn accept_events(
             project: project.id,
             visitor_today,
             visitor_yesterday,
-            session_candidate: new_session_id(),
+            session_candidate: opens_session.then(new_session_id),
             payload: enriched.to_v2(),
             link_user: None,
         });

@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 /// KEYS: the stream, then for each job its session key under today's visitor id, followed by the one under
 ///       yesterday's when the job has one (after midnight, see [`crate::identity::midnight_grace`]).
 /// ARGV: max stream bytes (0 skips the check), session ttl ms, the framed jobs of every request, then
-///       per request its job count followed by four per job: candidate session id, today's visitor id,
+///       per request its job count followed by four per job: candidate session id (0: the job may join a live
+///       session but not open one, and gets session 0 when there is none), today's visitor id,
 ///       yesterday's visitor id ("" for none: then the job has one key), user id to link to the session ("" for
 ///       none).
 /// A session key holds `<session id>` or `<session id>:<user id>` once an identify linked a user: later events of
@@ -68,10 +69,12 @@ while a <= #ARGV do
       local sep = string.find(value, ':', 1, true)
       if sep then sid, uid = string.sub(value, 1, sep - 1), string.sub(value, sep + 1) else sid = value end
     end
+    -- Candidate '0': the job may join a live session but never opens one (its session stays 0).
+    local opens = value or sid ~= '0'
     if link ~= '' and link ~= uid then
       uid = link
-      redis.call('SET', key, sid .. ':' .. uid, 'PX', ttl)
-    elseif not value then
+      if opens then redis.call('SET', key, sid .. ':' .. uid, 'PX', ttl) end
+    elseif not value and opens then
       redis.call('SET', key, sid, 'PX', ttl)
     end
     -- A Lua number turns into text through sprintf: most jobs have no user, and their length is written as is.
@@ -96,7 +99,9 @@ pub struct OutgoingJob {
     pub visitor_today: u64,
     /// Set only after midnight, while a session of yesterday may still be open.
     pub visitor_yesterday: Option<u64>,
-    pub session_candidate: u64,
+    /// The session id to open when the visitor has none live; `None` for a job that must not open one (a page
+    /// leave, an identify): it joins a live session or gets session 0.
+    pub session_candidate: Option<u64>,
     /// The job encoded as its kind says.
     pub payload: Vec<u8>,
     /// Set by `/v1/identify`: the user the visitor's session belongs to from now on.
@@ -353,7 +358,7 @@ impl Shared {
             for pending in requests {
                 cmd.arg(pending.jobs.len());
                 for job in &pending.jobs {
-                    cmd.arg(job.session_candidate).arg(job.visitor_today);
+                    cmd.arg(job.session_candidate.unwrap_or(0)).arg(job.visitor_today);
                     match job.visitor_yesterday {
                         Some(visitor) => cmd.arg(visitor),
                         None => cmd.arg(""),

@@ -18,7 +18,7 @@ fn job(project: Uuid, ids: VisitorIds) -> OutgoingJob {
         project,
         visitor_today: ids.today,
         visitor_yesterday: ids.yesterday,
-        session_candidate: rand::random::<u64>() | 1,
+        session_candidate: Some(rand::random::<u64>() | 1),
         payload: b"{}".to_vec(),
         link_user: None,
     }
@@ -223,4 +223,23 @@ async fn no_salt_at_start_is_a_503_with_retry_after() {
     let again = salts.visitor_ids(Utc::now(), &Uuid::new_v4(), "203.0.113.8".parse().unwrap(), "UA").await;
     assert!(again.is_err());
     assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn only_pageviews_and_custom_events_open_a_session() {
+    let env = test_env().await;
+    let queue = Queue::connect(&env.stores.redis_url, env.keys.clone(), 0, 30 * 60 * 1000).unwrap();
+    let project = Uuid::new_v4();
+    let ids = VisitorIds { today: 41, yesterday: None };
+    let closing = |candidate| OutgoingJob { session_candidate: candidate, ..job(project, ids) };
+
+    // A page leave (or an identify) of a visitor with no live session: no session, and none opened for later.
+    queue.enqueue(vec![closing(None)]).await.unwrap();
+    // The next pageview opens the session; a page leave then joins it.
+    queue.enqueue(vec![closing(Some(777))]).await.unwrap();
+    queue.enqueue(vec![closing(None)]).await.unwrap();
+    let filed = filed(&env).await;
+    assert_eq!(filed[0].session_id, 0, "a late page leave belongs to no session");
+    assert_eq!(filed[1].session_id, 777, "the pageview opened a session of its own, not one the leave left behind");
+    assert_eq!(filed[2].session_id, 777, "a page leave joins the live session");
 }

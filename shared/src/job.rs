@@ -72,6 +72,12 @@ impl EventType {
             EventType::Custom => "custom",
         }
     }
+
+    /// Whether an event of this type may start a session. A page leave only reports on a page already counted:
+    /// after its session expired it belongs to no session, and must not make a new one with no pageview.
+    pub fn opens_session(self) -> bool {
+        matches!(self, EventType::Pageview | EventType::Custom)
+    }
 }
 
 /// One enriched event: everything the hub knows, and nothing it must not keep (no IP address).
