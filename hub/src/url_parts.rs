@@ -1,4 +1,7 @@
-//! Splitting page and referrer URLs into the parts analytics groups by, server-side, so every client agrees.
+//! Splitting page and referrer URLs into the parts analytics groups by, server-side, so every client agrees, and
+//! cutting from the URLs that are stored what analytics has no use for: query parameters carry e-mail addresses,
+//! password-reset and session tokens as often as campaign tags, so only the UTM tags and an allow-list stay
+//! ([`QueryAllowList`]), and fragments (`#access_token=…` in OAuth redirects) go.
 
 use url::Url;
 
@@ -37,6 +40,59 @@ pub fn page_parts(url: &Url) -> PageParts {
     parts
 }
 
+/// Which query parameters a stored URL keeps, besides the five UTM tags that are always kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryAllowList {
+    /// Keep every parameter and the fragment (the operator opted out of stripping).
+    Everything,
+    /// Keep these parameter names (compared exactly) and the UTM tags.
+    Names(Vec<String>),
+}
+
+/// The default allow-list: besides UTM tags, the referral tags sites use to say where a visit came from.
+pub const DEFAULT_QUERY_ALLOWLIST: &str = "ref,source";
+
+impl QueryAllowList {
+    /// From the config value: comma-separated names, or `*` for everything.
+    pub fn parse(raw: &str) -> Self {
+        let names: Vec<String> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if names.iter().any(|n| n == "*") { Self::Everything } else { Self::Names(names) }
+    }
+
+    fn keeps(&self, name: &str) -> bool {
+        match self {
+            Self::Everything => true,
+            Self::Names(names) => {
+                name.starts_with("utm_") && UTM_TAGS.contains(&name) || names.iter().any(|n| n == name)
+            }
+        }
+    }
+
+    /// The URL as stored: its query reduced to the kept parameters (in their order), no fragment.
+    pub fn stored(&self, url: &Url) -> String {
+        if matches!(self, Self::Everything) {
+            return url.to_string();
+        }
+        let mut kept = url.clone();
+        kept.set_fragment(None);
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| self.keeps(k))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if pairs.is_empty() {
+                kept.set_query(None);
+            } else {
+                kept.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+        }
+        kept.to_string()
+    }
+}
+
+const UTM_TAGS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
+
 /// Lower-case, without a leading `www.`: `www.example.com` and `example.com` are one site in reports.
 pub fn normalize_host(host: &str) -> String {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -72,7 +128,45 @@ mod tests {
         assert_eq!(p.utm_term.chars().count(), MAX_UTM);
     }
 
+    #[test]
+    fn stored_urls_keep_utm_tags_and_the_allow_list_only() {
+        let allow = QueryAllowList::parse(DEFAULT_QUERY_ALLOWLIST);
+        let url = Url::parse(
+            "https://a.io/reset?email=ann%40example.com&token=s3cret&utm_source=news&ref=hn&utm_campaign=fall#access_token=x",
+        )
+        .unwrap();
+        assert_eq!(allow.stored(&url), "https://a.io/reset?utm_source=news&ref=hn&utm_campaign=fall");
+        let only_secrets = Url::parse("https://a.io/p?session=abc").unwrap();
+        assert_eq!(allow.stored(&only_secrets), "https://a.io/p", "no dangling ?");
+        assert_eq!(allow.stored(&Url::parse("https://a.io/p").unwrap()), "https://a.io/p");
+        let custom = QueryAllowList::parse(" page , q ");
+        assert_eq!(
+            custom.stored(&Url::parse("https://a.io/s?q=shoes&page=2&email=x").unwrap()),
+            "https://a.io/s?q=shoes&page=2"
+        );
+        assert_eq!(custom.stored(&Url::parse("https://a.io/s?utm_sourcex=1").unwrap()), "https://a.io/s");
+        let all = QueryAllowList::parse("*");
+        assert_eq!(all.stored(&url), url.as_str());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn stored_urls_never_keep_an_unlisted_parameter(
+            keys in proptest::collection::vec("[a-z_]{1,10}", 0..6),
+            values in proptest::collection::vec("[ -~]{0,12}", 6),
+        ) {
+            let mut url = Url::parse("https://a.io/x").unwrap();
+            for (k, v) in keys.iter().zip(&values) {
+                url.query_pairs_mut().append_pair(k, v);
+            }
+            let stored = Url::parse(&QueryAllowList::parse(DEFAULT_QUERY_ALLOWLIST).stored(&url)).unwrap();
+            for (k, _) in stored.query_pairs() {
+                proptest::prop_assert!(UTM_TAGS.contains(&k.as_ref()) || k == "ref" || k == "source", "{k} kept");
+            }
+            proptest::prop_assert_eq!(stored.path(), "/x");
+            proptest::prop_assert!(stored.fragment().is_none());
+        }
+
         #[test]
         fn never_panics_and_keeps_the_path(path in "(/[a-zA-Z0-9%._~-]{0,12}){0,4}", query in "[ -~]{0,80}") {
             if let Ok(url) = Url::parse(&format!("https://www.Example.org{path}?{query}")) {
