@@ -4,9 +4,10 @@
 //! limit, then the silent drops (excluded networks, prefetches, bots: 202 but not queued, counted by cause),
 //! then enrichment and one round trip to Redis.
 
-use crate::agent::{ClientHints, UaClassifier, UaVerdict};
 use crate::body;
 use crate::bots::prefetch_reason;
+use crate::classifier::{UaClassifier, UaVerdict};
+use crate::client_hints::ClientHints;
 use crate::client_ip::TrustedProxies;
 use crate::error::IngestError;
 use crate::geo::{self, GeoDb};
