@@ -10,7 +10,8 @@
 //! Speculative loads (prefetch, prerender) are not bots but are not page views either: [`prefetch_reason`] reads the
 //! headers browsers set on them.
 
-use crate::agent::{ClientHints, parse_user_agent};
+use crate::client_hints::ClientHints;
+use crate::user_agent::parse_user_agent;
 use actix_web::http::header::{HeaderMap, HeaderName};
 use isbot::Bots;
 use tidemark_shared::job::Agent;

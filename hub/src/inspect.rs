@@ -1,8 +1,9 @@
 //! `hub inspect-ua`: classifies user agents read one per line, through the same [`UaClassifier::classify`] and
 //! [`prefetch_reason`] calls ingestion makes, so an operator can see why a visitor was or was not counted.
 
-use crate::agent::{ClientHints, UaClassifier};
 use crate::bots::prefetch_reason;
+use crate::classifier::UaClassifier;
+use crate::client_hints::ClientHints;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use anyhow::Context;
 use serde::Serialize;

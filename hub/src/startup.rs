@@ -1,7 +1,7 @@
 //! Building and running the hub: `build` binds nothing itself, it takes a listener, so tests bind port 0.
 
 use crate::HubConfig;
-use crate::agent::UaClassifier;
+use crate::classifier::UaClassifier;
 use crate::client_ip::TrustedProxies;
 use crate::config::split_list;
 use crate::error::IngestError;

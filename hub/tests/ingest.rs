@@ -1,16 +1,17 @@
-//! The hub against real Redis, PostgreSQL and ClickHouse: one pageview from HTTP to the `events` table, and the
-//! status of every refusal.
+//! The hub against real Redis and PostgreSQL: what a 202 promises (the job is in the Redis stream, enriched), read
+//! back from the stream with the shared batch decoder, and the status of every refusal. From the stream on, events
+//! are the worker's: its own tests take them to ClickHouse.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::time::Duration;
 use tidemark_hub::HubConfig;
+use tidemark_shared::batch;
+use tidemark_shared::job::{EventJob, JobKind};
 use tidemark_shared::secret::Secret;
 use tidemark_testkit::private_redis::PrivateRedis;
 use tidemark_testkit::{TestEnv, test_env};
-use tidemark_worker::consumer::Consumer;
-use tidemark_worker::events_sink::EventsSink;
-use tidemark_worker::runner::{Engine, EngineSettings, Outcome};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0";
 
@@ -91,30 +92,54 @@ impl TestHub {
         (status, resp.json::<Value>().await.unwrap_or(Value::Null))
     }
 
-    async fn engine(&self) -> Engine<EventsSink> {
-        let consumer =
-            Consumer::connect(&self.env.stores.redis_url, self.env.keys.clone(), "events", "test-worker".into())
-                .await
-                .unwrap();
-        let settings = EngineSettings { batch_size: 1000, max_wait: Duration::from_millis(100) };
-        Engine::new(consumer, EventsSink::new(self.env.ch.clone()), settings)
-    }
-
-    async fn drain(&self) -> usize {
-        let mut engine = self.engine().await;
-        let mut rows = 0;
-        loop {
-            match engine.process_batch().await.unwrap() {
-                Outcome::Idle => return rows,
-                Outcome::Written { rows: n, .. } => rows += n,
-                Outcome::Retrying { error, .. } => panic!("insert failed: {error}"),
+    /// Every job in the stream, in order, decoded as a worker would: what the 202s promised.
+    async fn queued(&self) -> Vec<Queued> {
+        let mut conn = self.env.redis().await;
+        let entries: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(self.env.keys.stream(0)).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        let mut jobs = Vec::new();
+        for entry in &entries.ids {
+            assert_eq!(entry.get::<String>(tidemark_shared::job::FIELD_KIND).as_deref(), Some(batch::BATCH_V1));
+            let assigned: Vec<u8> = entry.get(batch::FIELD_ASSIGNED).expect("assignments");
+            let frames: Vec<u8> = entry.get(batch::FIELD_JOBS).expect("jobs");
+            for view in batch::split(&assigned, &frames).expect("a batch entry the hub wrote") {
+                let kind = JobKind::parse(view.kind).expect("a known job kind");
+                jobs.push(Queued {
+                    kind,
+                    session: view.session.parse().expect("a session id"),
+                    visitor: view.visitor.parse().expect("a visitor id"),
+                    user: view.user.to_owned(),
+                    event: kind.is_event().then(|| EventJob::decode(kind, view.payload).expect("a decodable event")),
+                });
             }
         }
+        jobs
+    }
+
+    /// The queued event jobs: what becomes rows of the `events` table.
+    async fn queued_events(&self) -> Vec<Queued> {
+        self.queued().await.into_iter().filter(|job| job.kind.is_event()).collect()
+    }
+}
+
+/// One job of the stream with the session, visitor and user the hub's script assigned to it.
+struct Queued {
+    kind: JobKind,
+    session: u64,
+    visitor: u64,
+    user: String,
+    /// `None` for an identify job.
+    event: Option<EventJob>,
+}
+
+impl Queued {
+    fn event(&self) -> &EventJob {
+        self.event.as_ref().expect("an event job")
     }
 }
 
 #[tokio::test]
-async fn a_pageview_reaches_clickhouse() {
+async fn a_pageview_is_queued_enriched() {
     let hub = spawn_hub().await;
     let (project, token) = hub.env.project(&["example.com"]).await;
     let body = json!({
@@ -129,45 +154,22 @@ async fn a_pageview_reaches_clickhouse() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer, json!({"accepted": 1}));
 
-    assert_eq!(hub.drain().await, 1);
-    #[derive(Debug, serde::Deserialize, clickhouse::Row)]
-    struct Seen {
-        project: String,
-        kind: String,
-        host: String,
-        path: String,
-        title: String,
-        referrer_host: String,
-        referrer_source: String,
-        utm_source: String,
-        utm_campaign: String,
-        prop_keys: Vec<String>,
-        prop_values: Vec<String>,
-        screen_width: u16,
-        visitor_id: u64,
-        session_id: u64,
-    }
-    let row: Seen = hub
-        .env
-        .ch
-        .client
-        .query(
-            "SELECT toString(project_id) AS project, type AS kind, host, path, title, referrer_host, referrer_source, \
-             utm_source, utm_campaign, prop_keys, prop_values, screen_width, visitor_id, session_id FROM events",
-        )
-        .fetch_one()
-        .await
-        .unwrap();
-    assert_eq!(row.project, project.to_string());
-    assert_eq!((row.kind.as_str(), row.host.as_str(), row.path.as_str()), ("pageview", "example.com", "/pricing"));
+    let queued = hub.queued_events().await;
+    assert_eq!(queued.len(), 1);
+    let (job, row) = (&queued[0], queued[0].event());
+    assert_eq!(row.project_id.to_string(), project.to_string());
+    assert_eq!(
+        (row.event_type.as_str(), row.host.as_str(), row.path.as_str()),
+        ("pageview", "example.com", "/pricing")
+    );
     assert_eq!(row.title, "Pricing");
     assert_eq!((row.referrer_host.as_str(), row.referrer_source.as_str()), ("news.ycombinator.com", "social"));
-    assert_eq!((row.utm_source.as_str(), row.utm_campaign.as_str()), ("newsletter", "fall"));
-    assert_eq!(row.prop_keys, vec!["plan", "seats"]);
-    assert_eq!(row.prop_values, vec!["pro", "3"]);
+    assert_eq!((row.utm.source.as_str(), row.utm.campaign.as_str()), ("newsletter", "fall"));
+    assert_eq!(row.props.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["plan", "seats"]);
+    assert_eq!(row.props.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), vec!["pro", "3"]);
     assert_eq!(row.screen_width, 1440);
-    assert_ne!(row.visitor_id, 0);
-    assert_ne!(row.session_id, 0);
+    assert_ne!(job.visitor, 0);
+    assert_ne!(job.session, 0);
 }
 
 #[tokio::test]
@@ -184,10 +186,11 @@ async fn a_visitor_keeps_its_session_and_a_batch_is_accepted_whole() {
     let (status, _) =
         hub.post("/v1/event", Some(&token), json!({"type":"pageview","url":"https://a.io/b"}).to_string()).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(hub.drain().await, 4);
-    let sessions: u64 = hub.env.ch.client.query("SELECT uniqExact(session_id) FROM events").fetch_one().await.unwrap();
-    let visitors: u64 = hub.env.ch.client.query("SELECT uniqExact(visitor_id) FROM events").fetch_one().await.unwrap();
-    assert_eq!((sessions, visitors), (1, 1));
+    let queued = hub.queued_events().await;
+    assert_eq!(queued.len(), 4);
+    let sessions: HashSet<u64> = queued.iter().map(|j| j.session).collect();
+    let visitors: HashSet<u64> = queued.iter().map(|j| j.visitor).collect();
+    assert_eq!((sessions.len(), visitors.len()), (1, 1));
 }
 
 #[tokio::test]
@@ -242,7 +245,7 @@ async fn refusals_have_their_status_and_name_the_field() {
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://www.example.com");
 
     // Nothing refused was queued.
-    assert_eq!(hub.drain().await, 1);
+    assert_eq!(hub.queued_events().await.len(), 1);
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -269,7 +272,7 @@ async fn gzip_bodies_are_inflated_within_the_body_limit() {
     let (status, body) = hub.post_with("/v1/batch", &token, batch.clone(), &[("content-encoding", "br")]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_encoding")));
 
-    assert_eq!(hub.drain().await, 2, "only the valid gzip batch was queued");
+    assert_eq!(hub.queued_events().await.len(), 2, "only the valid gzip batch was queued");
 }
 
 /// Mangled versions of the golden payloads (bytes flipped, cut, spliced, some gzipped, some with a wrong encoding)
@@ -334,7 +337,7 @@ async fn a_full_stream_answers_503_and_queues_nothing() {
     let resp = hub.http.post(format!("{}/v1/event", hub.base)).bearer_auth(&token).body(pageview).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(hub.drain().await, 1);
+    assert_eq!(hub.queued_events().await.len(), 1);
 }
 
 #[tokio::test]
@@ -415,7 +418,7 @@ async fn golden_payloads_get_their_answers() {
     let mut conn = hub.env.redis().await;
     let len = tidemark_testkit::queued_jobs(&mut conn, &hub.env.keys.stream(0)).await as u64;
     assert_eq!(len, queued, "every accepted golden payload is queued");
-    assert_eq!(hub.drain().await as u64, queued - 1);
+    assert_eq!(hub.queued_events().await.len() as u64, queued - 1);
 }
 
 #[tokio::test]
@@ -471,7 +474,7 @@ async fn a_flooding_project_gets_429_with_retry_after() {
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(resp.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "rate_limited");
-    assert_eq!(hub.drain().await, 2);
+    assert_eq!(hub.queued_events().await.len(), 2);
 }
 
 #[tokio::test]
@@ -495,7 +498,7 @@ async fn bots_and_prefetches_get_202_but_are_not_queued() {
     let (status, _) =
         hub.post_with("/v1/event", &token, pageview.clone(), &[("sec-purpose", "prefetch;prerender")]).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(hub.drain().await, 0, "nothing from bots or prefetches reaches ClickHouse");
+    assert_eq!(hub.queued().await.len(), 0, "nothing from bots or prefetches is queued");
     let metrics = hub.http.get(&hub.metrics).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.lines().any(|l| l.starts_with("tidemark_hub_events_dropped_total") && l.contains("cause=\"bot\"")),
@@ -517,26 +520,16 @@ async fn enrichment_fills_agent_source_and_forwarded_ip_behind_a_trusted_proxy()
     // Same browser, another forwarded client: another visitor.
     let (status, _) = hub.post_with("/v1/event", &token, body, &[("x-forwarded-for", "198.51.100.8")]).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(hub.drain().await, 2);
-    #[derive(Debug, serde::Deserialize, clickhouse::Row)]
-    struct Seen {
-        browser: String,
-        os: String,
-        device: String,
-        referrer_source: String,
-        visitors: u64,
-    }
-    let seen: Seen = hub
-        .env
-        .ch
-        .client
-        .query("SELECT any(browser) AS browser, any(os) AS os, any(device) AS device, any(referrer_source) AS referrer_source, uniqExact(visitor_id) AS visitors FROM events")
-        .fetch_one()
-        .await
-        .unwrap();
-    assert_eq!((seen.browser.as_str(), seen.os.as_str(), seen.device.as_str()), ("Chrome", "Linux", "desktop"));
+    let queued = hub.queued_events().await;
+    assert_eq!(queued.len(), 2);
+    let seen = queued[0].event();
+    assert_eq!(
+        (seen.agent.browser.as_str(), seen.agent.os.as_str(), seen.agent.device.as_str()),
+        ("Chrome", "Linux", "desktop")
+    );
     assert_eq!(seen.referrer_source, "paid");
-    assert_eq!(seen.visitors, 2, "the forwarded address, not the proxy's, identifies the visitor");
+    let visitors: HashSet<u64> = queued.iter().map(|j| j.visitor).collect();
+    assert_eq!(visitors.len(), 2, "the forwarded address, not the proxy's, identifies the visitor");
 }
 
 #[tokio::test]
@@ -550,9 +543,11 @@ async fn identify_links_the_session_to_the_user() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(hub.post("/v1/event", Some(&token), view("/after")).await.0, StatusCode::ACCEPTED);
-    assert_eq!(hub.drain().await, 2);
-    let rows: Vec<(String, String)> =
-        hub.env.ch.client.query("SELECT path, user_id FROM events ORDER BY ts, millis").fetch_all().await.unwrap();
+    let queued = hub.queued_events().await;
+    assert_eq!(queued.len(), 2);
+    // A user the script linked to the session wins over the job's own, as in the `events` table.
+    let user = |j: &Queued| if j.user.is_empty() { j.event().user_id.clone() } else { j.user.clone() };
+    let rows: Vec<(String, String)> = queued.iter().map(|j| (j.event().path.clone(), user(j))).collect();
     assert_eq!(rows, vec![("/before".to_owned(), String::new()), ("/after".to_owned(), "user-7".to_owned())]);
 }
 

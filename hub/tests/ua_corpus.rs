@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tidemark_hub::agent::{ClientHints, UaClassifier};
+use tidemark_hub::classifier::UaClassifier;
+use tidemark_hub::client_hints::ClientHints;
 
 fn data_file(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ua").join(name);

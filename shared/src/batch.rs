@@ -1,15 +1,18 @@
-//! `batch.v1` stream entries: the jobs of one hub write (many requests under load) in one entry.
+//! `batch.v1` stream entries, the only layout the hub writes today: the jobs of one call of its ingest script
+//! (many requests under load) in one entry.
 //!
 //! Redis's cost per stream entry (the command, its propagation to the append-only file, the script call that
 //! makes it) is several times its cost per byte, so the hub's ingest script appends one entry per call instead of
 //! one per job. The entry has three fields:
 //! - `k`: [`BATCH_V1`];
-//! - `j`: the jobs, framed by the hub: per job `<kind> <payload length>\n<payload>` ([`frame_job`]);
+//! - `j`: the jobs, framed by the hub: per job `<kind> <payload length>\n<payload>` ([`frame_job`]); the hub
+//!   writes `event.v2` and `identify.v1` jobs ([`crate::job`]);
 //! - `s`: what the script assigned, one record per job in the same order: `<session id> <visitor id> <user id
 //!   length> <user id>\n` (decimal ids; the user id is the one linked to the session, usually empty).
 //!
 //! The script's session, visitor and user are authoritative over the job's own, exactly as the `s`, `v` and `u`
-//! fields of a single-job entry (see [`crate::job`]). Workers read both layouts.
+//! fields of a single-job entry (see [`crate::job`]). Workers read both layouts. The script writes the `s` records
+//! and the entry itself; tests that fill a stream without the hub use `tidemark_testkit::batch`.
 
 /// The `k` of a batch entry.
 pub const BATCH_V1: &str = "batch.v1";
@@ -37,31 +40,6 @@ pub fn frame_job(frames: &mut Vec<u8>, kind: &str, payload: &[u8]) {
     frames.extend_from_slice(payload.len().to_string().as_bytes());
     frames.push(b'\n');
     frames.extend_from_slice(payload);
-}
-
-/// Appends one record to a batch's `s` field, as the hub's script writes it (for tests and benchmarks that fill
-/// a stream without the hub).
-pub fn assign_job(assigned: &mut Vec<u8>, session: u64, visitor: u64, user: &str) {
-    assigned.extend_from_slice(format!("{session} {visitor} {} {user}\n", user.len()).as_bytes());
-}
-
-/// The `s` and `j` fields of a batch of events, as the hub's script files them (for tests and benchmarks that fill
-/// a stream without the hub): `(event, session id)` pairs, each under the event's own visitor id.
-pub fn encode_events(events: &[(crate::job::EventJob, u64)]) -> (Vec<u8>, Vec<u8>) {
-    let (mut assigned, mut frames) = (Vec::new(), Vec::new());
-    for (event, session) in events {
-        frame_job(&mut frames, crate::job::JobKind::EventV2.as_str(), &event.to_v2());
-        assign_job(&mut assigned, *session, event.visitor_id, "");
-    }
-    (assigned, frames)
-}
-
-/// The `XADD` of one batch entry (the hub's script issues its own; this is for tests and benchmarks).
-pub fn xadd(stream: &str, assigned: &[u8], frames: &[u8]) -> redis::Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(stream).arg("*").arg(crate::job::FIELD_KIND).arg(BATCH_V1);
-    cmd.arg(FIELD_ASSIGNED).arg(assigned).arg(FIELD_JOBS).arg(frames);
-    cmd
 }
 
 /// How many jobs a batch holds, from its `s` field alone (cheap: no payload is looked at).
@@ -115,6 +93,11 @@ fn word(bytes: &[u8], sep: u8) -> Option<(&str, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One `s` record, as the hub's script writes it.
+    fn assign_job(assigned: &mut Vec<u8>, session: u64, visitor: u64, user: &str) {
+        assigned.extend_from_slice(format!("{session} {visitor} {} {user}\n", user.len()).as_bytes());
+    }
 
     fn batch(jobs: &[(&str, &[u8], u64, u64, &str)]) -> (Vec<u8>, Vec<u8>) {
         let (mut assigned, mut frames) = (Vec::new(), Vec::new());

@@ -1,15 +1,19 @@
 //! Jobs on the ingest stream, defined once for the hub that writes them and the workers that read them.
 //!
-//! A stream entry has the fields `k` (the job kind with its version, e.g. `event.v2`), `s` (the session id the
-//! hub's ingest script assigned, decimal), `v` (the visitor id the script filed it under, decimal), `u` (only when
-//! an identify linked the session to a user: that user id) and `j` (the job, encoded as its kind says). The
-//! script's `s`, `v` and `u` are authoritative over the job's own. A new layout gets a new kind, so workers of
-//! different versions can share a stream during a rolling upgrade.
+//! What the hub writes today: one `batch.v1` stream entry per call of its ingest script, holding the jobs of many
+//! requests with the session, visitor and user the script assigned to each (the entry's layout is in
+//! [`crate::batch`]). A job is `event.v2`, an [`EventJob`] as a MessagePack array ([`EventJob::to_v2`]), or
+//! `identify.v1`, an [`IdentifyV1`] as JSON. `event.v2` is about half the bytes of JSON: every job passes through
+//! Redis's memory, its append-only file and every worker, and bytes dominate Redis's cost per job.
 //!
-//! Kinds: `event.v1` is an [`EventJob`] as JSON; `event.v2`, what the hub writes, is the same event as a
-//! MessagePack array (see [`EventJob::to_v2`]), about half the bytes: every job passes through Redis's memory, its
-//! append-only file and every worker, and bytes dominate Redis's cost per job. `identify.v1` is an [`IdentifyV1`]
-//! as JSON.
+//! What workers also read: single-job entries, with the fields `k` (the job kind), `s` (the assigned session id,
+//! decimal), `v` (the visitor id the script filed it under, decimal), `u` (only when an identify linked the session
+//! to a user: that user id) and `j` (the job, encoded as its kind says). Earlier hubs wrote these, and the workers
+//! write them when they redrive a dead letter. Earlier hubs also wrote `event.v1`, an [`EventJob`] as JSON; no
+//! production code writes it any more (the test writers are behind the `test-writers` feature, which
+//! `tidemark-testkit` turns on). In both layouts the script's session, visitor and user are authoritative over the
+//! job's own. A new layout gets a new kind, so workers of different versions can share a stream during a rolling
+//! upgrade.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -22,7 +26,7 @@ pub const FIELD_VISITOR: &str = "v";
 pub const FIELD_USER: &str = "u";
 pub const FIELD_JOB: &str = "j";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum JobKind {
     #[serde(rename = "event.v1")]
     EventV1,
@@ -56,7 +60,8 @@ impl JobKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     Pageview,
@@ -81,10 +86,10 @@ impl EventType {
 }
 
 /// One enriched event: everything the hub knows, and nothing it must not keep (no IP address).
-/// Empty strings mean unknown, matching the ClickHouse columns' defaults. Empty and zero fields are left out of
-/// the JSON (a reader fills in the default): every job passes through Redis memory and its append-only file, so
-/// bytes not written are the cheapest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Empty strings mean unknown, matching the ClickHouse columns' defaults. In `event.v1` JSON, empty and zero fields
+/// were left out (a reader fills in the default), so a reader must accept their absence.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
 pub struct EventJob {
     pub project_id: Uuid,
     pub event_id: Uuid,
@@ -130,7 +135,8 @@ pub struct EventJob {
     pub props: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
 pub struct Utm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
@@ -144,7 +150,8 @@ pub struct Utm {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
 pub struct Geo {
     /// ISO 3166-1 alpha-2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -155,7 +162,8 @@ pub struct Geo {
     pub city: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
 pub struct Agent {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub browser: String,
@@ -379,6 +387,7 @@ impl EventJob {
 }
 
 /// For `skip_serializing_if`: a field at its default carries no information.
+#[cfg(any(test, feature = "test-writers"))]
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }

@@ -12,6 +12,7 @@ use tidemark_shared::clickhouse::{ClickHouse, Endpoint};
 use tidemark_shared::keys::Keys;
 use tokio::sync::OnceCell;
 
+pub mod batch;
 pub mod private_clickhouse;
 pub mod private_redis;
 

@@ -4,11 +4,11 @@
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::time::Duration;
-use tidemark_shared::batch;
 use tidemark_shared::clickhouse::ClickHouse;
 use tidemark_shared::job::{Agent, EventJob, EventType, FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_VISITOR, JobKind};
 use tidemark_shared::keys::Keys;
 use tidemark_testkit::TestEnv;
+use tidemark_testkit::batch;
 use tidemark_worker::consumer::Consumer;
 use tidemark_worker::devices_sink::DevicesSink;
 use tidemark_worker::events_sink::EventsSink;

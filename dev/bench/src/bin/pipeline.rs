@@ -17,10 +17,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tidemark_shared::batch;
 use tidemark_shared::job::{Agent, EventJob, EventType, Geo, Utm};
 use tidemark_shared::keys::{GROUPS, Keys};
 use tidemark_testkit::TestEnv;
+use tidemark_testkit::batch;
 use tidemark_worker::consumer::group_lag;
 use uuid::Uuid;
 
