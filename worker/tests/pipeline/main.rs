@@ -4,6 +4,9 @@
 mod crashes;
 mod dead_letters;
 mod outage;
+mod reads;
+mod refusals;
+mod restarts;
 mod scaling;
 mod shutdown;
 mod support;
