@@ -34,6 +34,9 @@ pub struct WorkerConfig {
     pub dead_letter_max_len: u64,
     /// Dead letters older than this are removed; 0 keeps them until the length bound.
     pub dead_letter_max_age_secs: u64,
+    /// Redis failing this long (reads, acks) is logged as an ERROR; the first failure is a WARN. The worker
+    /// reconnects and retries all along.
+    pub redis_alert_secs: u64,
     /// `HOST:PORT` serving Prometheus text on `/metrics`; empty disables it, port 0 picks a free one.
     pub worker_metrics_listen: String,
 }
@@ -54,6 +57,7 @@ impl Default for WorkerConfig {
             max_deliveries: 5,
             dead_letter_max_len: 100_000,
             dead_letter_max_age_secs: 0,
+            redis_alert_secs: 60,
             worker_metrics_listen: String::new(),
         }
     }

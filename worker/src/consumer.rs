@@ -91,6 +91,7 @@ impl Entry {
 }
 
 pub struct Consumer {
+    client: redis::Client,
     conn: MultiplexedConnection,
     keys: Keys,
     group: &'static str,
@@ -115,9 +116,17 @@ impl Consumer {
         let conn = tidemark_shared::redis::connect(&client).await?;
         let claim_cursors = vec!["0-0".to_owned(); usize::from(keys.shards())];
         let keep_script = redis::Script::new(KEEP_LUA);
-        let mut consumer = Self { conn, keys, group, name, claim_cursors, keep_script };
+        let mut consumer = Self { client, conn, keys, group, name, claim_cursors, keep_script };
         consumer.ensure_groups().await?;
         Ok(consumer)
+    }
+
+    /// Opens a new connection and makes sure the groups exist. A multiplexed connection whose server went away
+    /// stays broken (every command answers "broken pipe"), so after a failed command the engine calls this
+    /// instead of retrying on the dead connection; a Redis restarted on the same data is read again at once.
+    pub async fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.conn = tidemark_shared::redis::connect(&self.client).await?;
+        self.ensure_groups().await
     }
 
     pub fn name(&self) -> &str {

@@ -56,6 +56,8 @@ pub struct Recovery {
     pub max_deliveries: u64,
     /// The dead-letter stream of a shard keeps at most this many dead letters, the newest.
     pub dead_letter_max_len: u64,
+    /// Redis failing this long is logged as an ERROR (the first failure is a WARN).
+    pub redis_alert_after: Duration,
 }
 
 impl Default for Recovery {
@@ -71,6 +73,7 @@ impl Recovery {
             claim_idle: Duration::from_millis(config.claim_idle_ms),
             max_deliveries: config.max_deliveries,
             dead_letter_max_len: config.dead_letter_max_len,
+            redis_alert_after: Duration::from_secs(config.redis_alert_secs),
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Engine<S: Sink> {
     /// bad row gets neighbours to tell it apart from a refusing table.
     systemic: bool,
 }
+
+/// Longest pause between two attempts to reach a failing Redis.
+const REDIS_RETRY_CAP: Duration = Duration::from_secs(1);
 
 /// Most jobs an entry is taken to hold when sizing reads: the hub's script files at most 64 jobs per call (one
 /// request of more makes one bigger entry). A read asks for at most `batch_size / 64` entries, so even after a
@@ -570,32 +576,57 @@ pub async fn run<S: Sink>(
     grace: Duration,
 ) -> anyhow::Result<()> {
     engine.stop = Some(shutdown.clone());
+    let group = engine.sink.group();
     let mut redis_failures = 0u32;
+    let mut redis_down_since: Option<Instant> = None;
+    let mut alerted = false;
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match engine.process_batch().await {
+        let step = engine.process_batch().await;
+        if step.is_ok() && redis_failures > 0 {
+            let down_for = redis_down_since.take().map(|t| t.elapsed().as_secs_f64()).unwrap_or_default();
+            tracing::info!(group, failures = redis_failures, down_for_s = down_for, "Redis reachable again.");
+            (redis_failures, alerted) = (0, false);
+        }
+        match step {
             Ok(Outcome::Retrying { retry_in, .. }) => {
                 tokio::select! {
                     _ = tokio::time::sleep(retry_in) => {}
                     _ = shutdown.changed() => {}
                 }
             }
-            Ok(_) => redis_failures = 0,
+            Ok(_) => {}
             Err(err) => {
                 redis_failures += 1;
-                let wait = backoff(redis_failures);
-                if redis_failures == 1 || redis_failures.is_power_of_two() {
+                metrics::counter!(m::REDIS_FAILURES, "group" => group).increment(1);
+                let since = *redis_down_since.get_or_insert_with(Instant::now);
+                if redis_failures == 1 {
                     tracing::warn!(
+                        group,
+                        error = format!("{err:#}"),
+                        "Stream read or ack failed; reconnecting and retrying."
+                    );
+                } else if !alerted && since.elapsed() >= engine.recovery.redis_alert_after {
+                    tracing::error!(
+                        group,
                         error = format!("{err:#}"),
                         failures = redis_failures,
-                        "Stream read or ack failed; retrying."
+                        down_for_s = since.elapsed().as_secs(),
+                        "Redis has been failing for a while; nothing is read or acknowledged. Still retrying."
                     );
+                    alerted = true;
                 }
+                // Short pauses: a reconnect attempt costs Redis nothing, and a restarted Redis is read within
+                // about a second.
+                let wait = backoff(redis_failures).min(REDIS_RETRY_CAP);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
+                }
+                if let Err(e) = engine.consumer.reconnect().await {
+                    tracing::debug!(group, error = format!("{e:#}"), "Reconnecting to Redis failed; retrying.");
                 }
             }
         }

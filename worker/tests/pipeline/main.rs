@@ -5,6 +5,7 @@ mod crashes;
 mod dead_letters;
 mod outage;
 mod reads;
+mod reconnect;
 mod refusals;
 mod restarts;
 mod scaling;
