@@ -29,6 +29,14 @@ pub struct WorkerConfig {
     /// After this many deliveries without success (each one a consumer that died holding the entry) the entry is
     /// moved to the dead-letter stream instead of being tried again.
     pub max_deliveries: u64,
+    /// The dead-letter stream of each shard keeps at most this many dead letters: the oldest go first. Workers warn
+    /// when it is 80 % full and log an error once it is full (dead letters are then being lost).
+    pub dead_letter_max_len: u64,
+    /// Dead letters older than this are removed; 0 keeps them until the length bound.
+    pub dead_letter_max_age_secs: u64,
+    /// Redis failing this long (reads, acks) is logged as an ERROR; the first failure is a WARN. The worker
+    /// reconnects and retries all along.
+    pub redis_alert_secs: u64,
     /// `HOST:PORT` serving Prometheus text on `/metrics`; empty disables it, port 0 picks a free one.
     pub worker_metrics_listen: String,
 }
@@ -47,6 +55,9 @@ impl Default for WorkerConfig {
             shutdown_timeout_secs: 30,
             claim_idle_ms: 120_000,
             max_deliveries: 5,
+            dead_letter_max_len: 100_000,
+            dead_letter_max_age_secs: 0,
+            redis_alert_secs: 60,
             worker_metrics_listen: String::new(),
         }
     }
@@ -62,6 +73,7 @@ impl Validate for WorkerConfig {
         require_positive("batch_max_wait_ms", self.batch_max_wait_ms)?;
         require_positive("max_deliveries", self.max_deliveries)?;
         require_positive("claim_idle_ms", self.claim_idle_ms)?;
+        require_positive("dead_letter_max_len", self.dead_letter_max_len)?;
         if !self.worker_metrics_listen.is_empty() {
             self.worker_metrics_listen
                 .parse::<std::net::SocketAddr>()
@@ -75,9 +87,7 @@ impl WorkerConfig {
     /// A live worker touches its entries at least once per batch wait, and while retrying once per back-off pause
     /// plus one insert attempt: below twice that, a second worker could take over a healthy worker's batch.
     pub fn safe_claim_idle_ms(&self) -> u64 {
-        let retry_cycle =
-            crate::runner::MAX_BACKOFF + crate::sink::INSERT_SEND_TIMEOUT + crate::sink::INSERT_END_TIMEOUT;
-        self.batch_max_wait_ms.max(retry_cycle.as_millis() as u64) * 2
+        self.batch_max_wait_ms.max(crate::retry::RETRY_CYCLE.as_millis() as u64) * 2
     }
 
     pub fn consumer_name(&self) -> String {

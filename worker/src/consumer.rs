@@ -1,6 +1,7 @@
 //! The Redis side of a worker: its consumer group on every shard stream, reads, take-overs of entries left by
 //! dead consumers, acks and dead letters.
 
+use crate::dead_letters as dl;
 use anyhow::Context;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
@@ -10,20 +11,19 @@ use tidemark_shared::batch;
 use tidemark_shared::job::{FIELD_JOB, FIELD_KIND, FIELD_SESSION, FIELD_USER, FIELD_VISITOR};
 use tidemark_shared::keys::Keys;
 
-/// Resets the idle time of the entries this consumer still owns (XCLAIM JUSTID does not count a delivery) and
-/// returns their ids. Entries another consumer took over meanwhile are left alone: they are its job now.
-/// KEYS: stream. ARGV: group, consumer, ids...
+/// Claims the entries this consumer still owns again, without counting a delivery: sets their idle time to
+/// ARGV[3] ms (0 to keep them, `claim_idle` to hand them back for any worker to take at once) and their delivery
+/// count to the given value. Returns the ids it still owned; entries another consumer took over meanwhile are
+/// left alone: they are its job now.
+/// KEYS: stream. ARGV: group, consumer, idle ms, then pairs of id and delivery count.
 const KEEP_LUA: &str = r#"
 local kept = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV, 2 do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then kept[#kept + 1] = ARGV[i] end
-end
-for first = 1, #kept, 500 do
-  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-  for i = first, math.min(first + 499, #kept) do args[#args + 1] = kept[i] end
-  args[#args + 1] = 'JUSTID'
-  redis.call(unpack(args))
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')
+    kept[#kept + 1] = ARGV[i]
+  end
 end
 return kept
 "#;
@@ -37,7 +37,8 @@ pub struct Entry {
     pub shard: u16,
     pub id: String,
     pub fields: HashMap<String, Value>,
-    /// How many times the group handed this entry out, this delivery included.
+    /// How many times the group handed this entry out, this delivery included, not counting deliveries that
+    /// ended with their worker alive (see [`Consumer::keep`]): those that may have killed their worker.
     pub deliveries: u64,
 }
 
@@ -75,6 +76,11 @@ impl Entry {
         }])
     }
 
+    /// The only group that writes this entry (a redriven dead letter), if any.
+    pub fn target_group(&self) -> Option<&str> {
+        self.field(crate::dead_letters::FIELD_TARGET_GROUP)
+    }
+
     /// How many jobs the entry holds, without decoding them: to size reads.
     pub fn job_count(&self) -> usize {
         match self.field_bytes(batch::FIELD_ASSIGNED) {
@@ -85,6 +91,7 @@ impl Entry {
 }
 
 pub struct Consumer {
+    client: redis::Client,
     conn: MultiplexedConnection,
     keys: Keys,
     group: &'static str,
@@ -109,9 +116,17 @@ impl Consumer {
         let conn = tidemark_shared::redis::connect(&client).await?;
         let claim_cursors = vec!["0-0".to_owned(); usize::from(keys.shards())];
         let keep_script = redis::Script::new(KEEP_LUA);
-        let mut consumer = Self { conn, keys, group, name, claim_cursors, keep_script };
+        let mut consumer = Self { client, conn, keys, group, name, claim_cursors, keep_script };
         consumer.ensure_groups().await?;
         Ok(consumer)
+    }
+
+    /// Opens a new connection and makes sure the groups exist. A multiplexed connection whose server went away
+    /// stays broken (every command answers "broken pipe"), so after a failed command the engine calls this
+    /// instead of retrying on the dead connection; a Redis restarted on the same data is read again at once.
+    pub async fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.conn = tidemark_shared::redis::connect(&self.client).await?;
+        self.ensure_groups().await
     }
 
     pub fn name(&self) -> &str {
@@ -240,17 +255,34 @@ impl Consumer {
 
     /// Tells the group this consumer is still working on `entries` (so nobody takes them over while an insert is
     /// being retried) and returns the ids it still owns; the others were taken over and are no longer ours.
+    ///
+    /// A worker calls this after an insert attempt failed for ClickHouse's reasons: it survived the attempt, so
+    /// this delivery is not held against the entries. Redis counts a delivery each time it hands an entry out,
+    /// whatever became of it; `max_deliveries` is there to catch entries that kill their workers, and an outage
+    /// with restarts must not look like that. So the count is set back to what it was before this delivery.
     pub async fn keep(&mut self, entries: &[Entry]) -> redis::RedisResult<HashSet<String>> {
+        self.reclaim(entries, 0).await
+    }
+
+    /// Hands `entries` back to the group on a graceful stop: still pending (nothing is lost), idle `idle_ms` so the
+    /// next worker takes them over at once, and this delivery not counted.
+    pub async fn release(&mut self, entries: &[Entry], idle_ms: u64) -> redis::RedisResult<HashSet<String>> {
+        self.reclaim(entries, idle_ms).await
+    }
+
+    async fn reclaim(&mut self, entries: &[Entry], idle_ms: u64) -> redis::RedisResult<HashSet<String>> {
         let mut kept = HashSet::new();
         for shard in 0..self.keys.shards() {
-            let ids: Vec<&str> = entries.iter().filter(|e| e.shard == shard).map(|e| e.id.as_str()).collect();
-            if ids.is_empty() {
-                continue;
+            let ours: Vec<&Entry> = entries.iter().filter(|e| e.shard == shard).collect();
+            for chunk in ours.chunks(1000) {
+                let mut invocation = self.keep_script.key(self.keys.stream(shard));
+                invocation.arg(self.group).arg(&self.name).arg(idle_ms);
+                for entry in chunk {
+                    invocation.arg(&entry.id).arg(entry.deliveries.saturating_sub(1));
+                }
+                let ours: Vec<String> = invocation.invoke_async(&mut self.conn).await?;
+                kept.extend(ours);
             }
-            let mut invocation = self.keep_script.key(self.keys.stream(shard));
-            invocation.arg(self.group).arg(&self.name).arg(ids);
-            let ours: Vec<String> = invocation.invoke_async(&mut self.conn).await?;
-            kept.extend(ours);
         }
         Ok(kept)
     }
@@ -278,23 +310,25 @@ impl Consumer {
     /// Parks jobs of `entry` in the dead-letter stream, one dead letter per job with its error, and acknowledges
     /// the entry, atomically (its other jobs are written). A job is named by its index in [`Entry::jobs`]; `None`
     /// parks the entry's raw fields, for an entry that cannot be split into jobs.
+    /// The dead-letter stream keeps its newest `max_len` dead letters.
     pub async fn dead_letter(
         &mut self,
         entry: &Entry,
         parked: &[(Option<usize>, String)],
-        deliveries: u64,
+        max_len: u64,
     ) -> redis::RedisResult<()> {
         let jobs = entry.jobs().unwrap_or_default();
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (index, error) in parked {
-            let xadd = pipe.cmd("XADD").arg(self.keys.dead_letters(entry.shard)).arg("*");
-            xadd.arg("group").arg(self.group).arg("entry").arg(&entry.id);
-            xadd.arg("error").arg(error).arg("deliveries").arg(deliveries).arg("consumer").arg(&self.name);
+            let xadd = pipe.cmd("XADD").arg(self.keys.dead_letters(entry.shard)).arg("MAXLEN").arg(max_len).arg("*");
+            xadd.arg(dl::FIELD_GROUP).arg(self.group).arg(dl::FIELD_ENTRY).arg(&entry.id);
+            xadd.arg(dl::FIELD_ERROR).arg(error).arg(dl::FIELD_DELIVERIES).arg(entry.deliveries);
+            xadd.arg(dl::FIELD_CONSUMER).arg(&self.name);
             match index.and_then(|i| jobs.get(i).map(|job| (i, job))) {
                 Some((i, job)) => {
                     if entry.is_batch() {
-                        xadd.arg("job").arg(i);
+                        xadd.arg(dl::FIELD_JOB_INDEX).arg(i);
                     }
                     xadd.arg(FIELD_KIND).arg(job.kind);
                     for (field, value) in

@@ -1,10 +1,9 @@
 //! The `events` table: one row per event job.
 
-use crate::consumer::Job;
 use crate::sink::EventTable;
 use serde::Serialize;
 use std::sync::Arc;
-use tidemark_shared::job::{EventJob, JobKind};
+use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_EVENTS;
 use uuid::Uuid;
 
@@ -48,25 +47,6 @@ pub struct EventRow {
     pub duration_ms: u32,
     pub prop_keys: Vec<String>,
     pub prop_values: Vec<String>,
-}
-
-/// The ingest script files session and visitor ids (and a user linked by an identify) beside the job; they are
-/// authoritative over the job's own. Every sink decodes through here, so the three tables agree on them.
-pub fn decode_event(job: &Job<'_>) -> Result<Option<(EventJob, u64)>, String> {
-    let kind = match JobKind::parse(job.kind) {
-        Some(kind) if kind.is_event() => kind,
-        Some(_) => return Ok(None),
-        None => return Err(format!("unknown job kind `{}`", job.kind)),
-    };
-    let mut event = EventJob::decode(kind, job.payload)?;
-    let session = job.session.parse().map_err(|_| "entry has no valid session id")?;
-    if let Ok(visitor) = job.visitor.parse() {
-        event.visitor_id = visitor;
-    }
-    if !job.user.is_empty() {
-        event.user_id = job.user.to_owned();
-    }
-    Ok(Some((event, session)))
 }
 
 impl EventTable for EventRow {

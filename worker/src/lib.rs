@@ -3,9 +3,12 @@
 
 pub mod config;
 pub mod consumer;
+pub mod dead_letters;
+pub mod decode;
 pub mod devices_sink;
 pub mod events_sink;
 pub mod metrics;
+pub mod retry;
 pub mod runner;
 pub mod sessions_sink;
 pub mod sink;
@@ -87,6 +90,7 @@ async fn housekeeping(
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     let Ok(client) = tidemark_shared::redis::client(config.redis_url.expose()) else { return };
     let mut last = (0, 0);
+    let mut dead_letter_fill = Fill::Low;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -95,6 +99,21 @@ async fn housekeeping(
         let Ok(mut conn) = tidemark_shared::redis::connect(&client).await else { continue };
         if let Err(e) = trim::trim_processed(&mut conn, &keys, tidemark_shared::keys::GROUPS).await {
             tracing::debug!(error = %e, "Trimming processed entries failed; next round retries.");
+        }
+        if config.dead_letter_max_age_secs > 0 {
+            let max_age = Duration::from_secs(config.dead_letter_max_age_secs);
+            if let Err(e) = dead_letters::trim_older_than(&mut conn, &keys, max_age).await {
+                tracing::debug!(error = %e, "Trimming old dead letters failed; next round retries.");
+            }
+        }
+        if let Ok(parked) = dead_letters::count(&mut conn, &keys).await {
+            ::metrics::gauge!(metrics::DEAD_LETTERS).set(parked as f64);
+            dead_letter_fill = watch_dead_letters(
+                group,
+                parked,
+                config.dead_letter_max_len * u64::from(keys.shards()),
+                dead_letter_fill,
+            );
         }
         let lag = consumer::group_lag(&mut conn, &keys, group).await.unwrap_or_default();
         ::metrics::gauge!(metrics::STREAM_LAG, "group" => group).set(lag.lag as f64);
@@ -113,6 +132,42 @@ async fn housekeeping(
         );
         last = (batches, rows);
     }
+}
+
+/// How full the dead-letter streams are, to log each change of level once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fill {
+    Low,
+    High,
+    Full,
+}
+
+/// Warns once when the dead-letter streams pass 80 % of their bound, and logs an error once they reach it: from then
+/// on every new dead letter pushes out the oldest.
+fn watch_dead_letters(group: &str, parked: u64, bound: u64, was: Fill) -> Fill {
+    let now = match parked {
+        n if n >= bound => Fill::Full,
+        n if n * 5 >= bound * 4 => Fill::High,
+        _ => Fill::Low,
+    };
+    if now > was {
+        if now == Fill::Full {
+            tracing::error!(
+                group,
+                parked,
+                bound,
+                "Dead-letter stream is full; the oldest dead letters are being dropped. Redrive or delete them (`worker dead-letters`)."
+            );
+        } else {
+            tracing::warn!(
+                group,
+                parked,
+                bound,
+                "Dead-letter stream is over 80 % full; redrive or delete dead letters (`worker dead-letters`)."
+            );
+        }
+    }
+    now
 }
 
 async fn shutdown_signal() {

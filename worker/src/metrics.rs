@@ -19,6 +19,12 @@ pub const INSERT_SECONDS: &str = "tidemark_worker_insert_duration_seconds";
 pub const RETRIES: &str = "tidemark_worker_insert_retries_total";
 /// Entries moved to the dead-letter stream.
 pub const DEAD_LETTERED: &str = "tidemark_worker_dead_lettered_total";
+/// Insert attempts where ClickHouse refused every row alike (a schema or view problem): needs an operator.
+pub const SYSTEMIC: &str = "tidemark_worker_systemic_rejections_total";
+/// Dead letters waiting for an operator, all shards (bounded by `dead_letter_max_len` per shard).
+pub const DEAD_LETTERS: &str = "tidemark_worker_dead_letters";
+/// Stream reads, acks or claims that failed (Redis down or unreachable); the worker reconnects and retries.
+pub const REDIS_FAILURES: &str = "tidemark_worker_redis_failures_total";
 /// Entries taken over from consumers that stopped without acknowledging them.
 pub const RECLAIMED: &str = "tidemark_worker_reclaimed_total";
 /// Entries in the streams not yet delivered to the group (XINFO GROUPS `lag`).

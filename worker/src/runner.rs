@@ -2,26 +2,26 @@
 //! [`Engine::process_batch`] is one step, so tests drain deterministically; [`run`] loops it until shutdown.
 //!
 //! What can go wrong, and what the engine does about it:
-//! - ClickHouse or the network is down: the batch stays in memory *and* pending in Redis, and the same entries are
-//!   retried with exponential back-off and jitter. Before each retry the engine refreshes its claim on them, so no
-//!   other worker takes them over while this one is alive.
-//! - ClickHouse rejects the data: the batch is split in halves until the rejected entries are isolated; the rest is
-//!   written and only the rejected entries go to the dead-letter stream, with the server's error.
+//! - ClickHouse or the network is down or overloaded (too many parts, out of memory): the batch stays in memory
+//!   *and* pending in Redis, and the same entries are retried with exponential back-off and jitter. Before each
+//!   retry the engine refreshes its claim on them, so no other worker takes them over while this one is alive.
+//! - ClickHouse rejects the data: the batch is split in halves until the rejected rows are isolated; the rest is
+//!   written and only rows rejected while other rows of the batch were written go to the dead-letter stream.
+//! - ClickHouse refuses every row alike (a missing column during a rolling upgrade, a broken materialized view):
+//!   no row is to blame. The engine stops splitting, keeps the batch, backs off, and logs an ERROR once per streak.
 //! - A consumer died holding entries: after `claim_idle` another worker takes them over (XAUTOCLAIM). An entry that
-//!   has been handed out more than `max_deliveries` times (it keeps killing its consumers) is dead-lettered.
+//!   has been handed out more than `max_deliveries` times without a worker surviving it is dead-lettered.
+//! - A graceful stop with a batch unwritten hands it back uncounted, for the next worker to take at once.
 
 use crate::consumer::{Consumer, Entry};
 use crate::metrics as m;
-use crate::sink::{Decoded, Sink, SinkError};
+use crate::retry::backoff;
+use crate::sink::{Decoded, Sink, SinkError, error_code};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// Longest pause between two retries of a failing insert: also the longest a recovered ClickHouse waits for the
-/// backlog to resume, so it stays short; six attempts a minute per worker is no load on anything.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +46,18 @@ impl EngineSettings {
     }
 }
 
-/// How the engine treats entries other consumers left behind; see [`Engine::with_recovery`].
+/// How the engine treats entries other consumers left behind, and where it parks what it gives up on; see
+/// [`Engine::with_recovery`].
 #[derive(Debug, Clone)]
 pub struct Recovery {
     /// Entries idle this long in another consumer's pending list are taken over.
     pub claim_idle: Duration,
     /// Deliveries after which an entry is dead-lettered instead of tried again.
     pub max_deliveries: u64,
+    /// The dead-letter stream of a shard keeps at most this many dead letters, the newest.
+    pub dead_letter_max_len: u64,
+    /// Redis failing this long is logged as an ERROR (the first failure is a WARN).
+    pub redis_alert_after: Duration,
 }
 
 impl Default for Recovery {
@@ -64,7 +69,12 @@ impl Default for Recovery {
 
 impl Recovery {
     pub fn from_config(config: &crate::WorkerConfig) -> Self {
-        Self { claim_idle: Duration::from_millis(config.claim_idle_ms), max_deliveries: config.max_deliveries }
+        Self {
+            claim_idle: Duration::from_millis(config.claim_idle_ms),
+            max_deliveries: config.max_deliveries,
+            dead_letter_max_len: config.dead_letter_max_len,
+            redis_alert_after: Duration::from_secs(config.redis_alert_secs),
+        }
     }
 }
 
@@ -77,6 +87,8 @@ pub struct Stats {
     pub retries: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub reclaimed: AtomicU64,
+    /// Attempts where ClickHouse refused every row alike.
+    pub systemic: AtomicU64,
 }
 
 impl Stats {
@@ -102,7 +114,22 @@ pub struct Engine<S: Sink> {
     stop: Option<watch::Receiver<bool>>,
     /// Jobs per entry in the last read, to turn a batch size in jobs into a read count in entries.
     jobs_per_entry: f64,
+    /// Set while ClickHouse refuses every row: the next retry first tops the batch up with new entries, so a lone
+    /// bad row gets neighbours to tell it apart from a refusing table.
+    systemic: bool,
 }
+
+/// Longest pause between two attempts to reach a failing Redis.
+const REDIS_RETRY_CAP: Duration = Duration::from_secs(1);
+
+/// Most jobs an entry is taken to hold when sizing reads: the hub's script files at most 64 jobs per call (one
+/// request of more makes one bigger entry). A read asks for at most `batch_size / 64` entries, so even after a
+/// quiet period (one job per entry) a burst of full entries fills a batch to at most twice `batch_size`.
+const FULL_ENTRY_JOBS: usize = 64;
+
+/// Rows tried alone when the whole batch and both its halves were rejected with the same error: if they are
+/// rejected too, the table refuses everything.
+const PROBES: usize = 3;
 
 /// The longest single blocking read: between reads the engine notices a shutdown, so SIGTERM is not kept waiting
 /// for a partly filled batch's `max_wait`. (Cancelling a blocked XREADGROUP instead could lose its reply, leaving
@@ -113,8 +140,24 @@ const READ_SLICE: Duration = Duration::from_millis(250);
 struct WriteReport {
     written: Vec<bool>,
     rejected: Vec<(usize, String)>,
-    /// Set when the server or network failed: the rows neither written nor rejected are retried.
-    retry: Option<String>,
+    /// Set when the rows neither written nor rejected are to be retried.
+    retry: Option<Retry>,
+}
+
+enum Retry {
+    /// ClickHouse or the network is down or overloaded.
+    Outage(String),
+    /// ClickHouse refuses every row alike: the table's fault, not the data's.
+    Systemic(String),
+}
+
+impl Retry {
+    fn of(error: SinkError) -> Self {
+        match error {
+            SinkError::Systemic(e) | SinkError::Rejected(e) => Retry::Systemic(e),
+            SinkError::Retryable(e) => Retry::Outage(e),
+        }
+    }
 }
 
 impl<S: Sink> Engine<S> {
@@ -129,6 +172,7 @@ impl<S: Sink> Engine<S> {
             stats: Arc::default(),
             stop: None,
             jobs_per_entry: 16.0,
+            systemic: false,
         }
     }
 
@@ -171,6 +215,13 @@ impl<S: Sink> Engine<S> {
                 self.failures = 0;
                 return Ok(Outcome::Written { rows: 0, dead: 0, skipped: 0 });
             }
+            let held: usize = self.in_flight.iter().map(Entry::job_count).sum();
+            if self.systemic && held < self.settings.batch_size {
+                let mut batch = std::mem::take(&mut self.in_flight);
+                let read = self.read_into(&mut batch, self.settings.batch_size - held, Duration::ZERO).await;
+                self.in_flight = batch;
+                read?;
+            }
         }
         let mut outcome = self.write_in_flight().await?;
         if let Outcome::Written { dead: d, .. } = &mut outcome {
@@ -185,28 +236,37 @@ impl<S: Sink> Engine<S> {
     async fn gather(&mut self) -> anyhow::Result<(Vec<Entry>, usize)> {
         let size = self.settings.batch_size;
         let claim_idle = self.recovery.claim_idle.as_millis() as u64;
-        let claimed = self.consumer.claim_stale(claim_idle, self.entries_for(size)).await?;
-        let mut batch = Vec::with_capacity(self.entries_for(size).min(10_000));
+        let mut batch = Vec::new();
         let (mut jobs, mut dead) = (0, 0);
-        if !claimed.is_empty() {
+        // Entries others left, in slices sized like reads, until the batch is full or none is left idle enough.
+        for _ in 0..64 {
+            let claimed = self.consumer.claim_stale(claim_idle, self.entries_for(size - jobs)).await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let held: usize = claimed.iter().map(Entry::job_count).sum();
+            self.jobs_per_entry = (held as f64 / claimed.len() as f64).max(1.0);
             bump(&self.stats.reclaimed, claimed.len() as u64);
             metrics::counter!(m::RECLAIMED, "group" => self.sink.group()).increment(claimed.len() as u64);
             tracing::info!(group = self.sink.group(), entries = claimed.len(), "Took over entries a consumer left.");
-        }
-        for entry in claimed {
-            if entry.deliveries > self.recovery.max_deliveries {
-                let why = format!(
-                    "gave up after {} deliveries: every consumer holding it stopped before acknowledging it",
-                    entry.deliveries - 1
-                );
-                let every_job: Vec<(Option<usize>, String)> = match entry.jobs() {
-                    Ok(all) => (0..all.len()).map(|i| (Some(i), why.clone())).collect(),
-                    Err(_) => vec![(None, why)],
-                };
-                dead += self.park(&entry, &every_job).await?;
-            } else {
-                jobs += entry.job_count();
-                batch.push(entry);
+            for entry in claimed {
+                if entry.deliveries > self.recovery.max_deliveries {
+                    let why = format!(
+                        "gave up after {} deliveries: every consumer holding it stopped before acknowledging it",
+                        entry.deliveries - 1
+                    );
+                    let every_job: Vec<(Option<usize>, String)> = match entry.jobs() {
+                        Ok(all) => (0..all.len()).map(|i| (Some(i), why.clone())).collect(),
+                        Err(_) => vec![(None, why)],
+                    };
+                    dead += self.park(&entry, &every_job).await?;
+                } else {
+                    jobs += entry.job_count();
+                    batch.push(entry);
+                }
+            }
+            if jobs >= size {
+                break;
             }
         }
         if jobs >= size {
@@ -229,9 +289,11 @@ impl<S: Sink> Engine<S> {
     }
 
     /// Stream reads count entries and a batch counts jobs: how many entries hold about `jobs` jobs, from what the
-    /// last reads held (a hub files one entry per write, one job at low load, dozens under load).
+    /// last reads held (a hub files one entry per write, one job at low load, dozens under load), but never more
+    /// than full entries would fill a batch with, as the last read says nothing certain about the next.
     fn entries_for(&self, jobs: usize) -> usize {
-        ((jobs as f64 / self.jobs_per_entry).ceil() as usize).clamp(1, jobs.max(1))
+        let estimate = (jobs as f64 / self.jobs_per_entry).ceil() as usize;
+        estimate.clamp(1, self.settings.batch_size.div_ceil(FULL_ENTRY_JOBS).max(1))
     }
 
     /// Reads entries holding up to about `jobs` jobs into `batch`; returns the jobs read.
@@ -252,7 +314,12 @@ impl<S: Sink> Engine<S> {
         // Per entry, the jobs to park with their errors: a job index, or None for an entry that cannot be split.
         let mut parked: Vec<Vec<(Option<usize>, String)>> = vec![Vec::new(); self.in_flight.len()];
         let mut skipped = 0;
+        let group = self.sink.group();
         for (i, entry) in self.in_flight.iter().enumerate() {
+            if entry.target_group().is_some_and(|target| target != group) {
+                skipped += entry.job_count();
+                continue;
+            }
             match entry.jobs() {
                 Err(why) => parked[i].push((None, format!("undecodable: {why}"))),
                 Ok(jobs) => {
@@ -309,31 +376,58 @@ impl<S: Sink> Engine<S> {
                 dead += self.park(&entry, jobs).await?;
             }
         }
-        let group = self.sink.group();
         bump(&self.stats.rows, written as u64);
         metrics::counter!(m::ROWS, "group" => group).increment(written as u64);
 
-        if let Some(error) = report.retry {
+        if let Some(retry) = report.retry {
             let mut keep = done.iter();
             self.in_flight.retain(|_| !keep.next().copied().unwrap_or(false));
             self.failures += 1;
             bump(&self.stats.retries, 1);
             metrics::counter!(m::RETRIES, "group" => group).increment(1);
             let retry_in = backoff(self.failures);
-            // First failure and then only at powers of two: an outage of hours logs a few dozen lines, not millions.
-            if self.failures == 1 || self.failures.is_power_of_two() {
-                tracing::warn!(
-                    group,
-                    entries = self.in_flight.len(),
-                    failures = self.failures,
-                    retry_in_ms = retry_in.as_millis() as u64,
-                    error,
-                    "Insert failed; keeping the batch and retrying."
-                );
-            }
+            // This worker survived the attempt: the delivery is not held against the entries (see `keep`).
+            self.consumer.keep(&self.in_flight).await?;
+            let entries = self.in_flight.len();
+            let error = match retry {
+                Retry::Systemic(error) => {
+                    bump(&self.stats.systemic, 1);
+                    metrics::counter!(m::SYSTEMIC, "group" => group).increment(1);
+                    if !self.systemic {
+                        tracing::error!(
+                            group,
+                            entries,
+                            retry_in_ms = retry_in.as_millis() as u64,
+                            error,
+                            "ClickHouse refuses every row of the batch alike (schema, view or permissions?); keeping \
+                             it and retrying. Nothing is dead-lettered until rows are written again."
+                        );
+                    }
+                    self.systemic = true;
+                    error
+                }
+                Retry::Outage(error) => {
+                    // First failure and then only at powers of two: an outage of hours logs a few dozen lines.
+                    if self.failures == 1 || self.failures.is_power_of_two() {
+                        tracing::warn!(
+                            group,
+                            entries,
+                            failures = self.failures,
+                            retry_in_ms = retry_in.as_millis() as u64,
+                            error,
+                            "Insert failed; keeping the batch and retrying."
+                        );
+                    }
+                    error
+                }
+            };
             return Ok(Outcome::Retrying { retry_in, error });
         }
 
+        if self.systemic {
+            tracing::info!(group, failures = self.failures, "ClickHouse accepts the rows again.");
+            self.systemic = false;
+        }
         if self.failures > 0 {
             tracing::info!(group, failures = self.failures, "Insert succeeded after retrying.");
         }
@@ -348,50 +442,131 @@ impl<S: Sink> Engine<S> {
 
     /// Writes `rows` in one insert; when ClickHouse rejects the data, splits the rows in halves until every rejected
     /// row stands alone, so one bad entry costs about 2·log2(batch) extra inserts and holds nothing else back.
+    ///
+    /// A row is only blamed when other rows of the batch were written. When the whole batch, both its halves and a
+    /// few rows tried alone are all rejected with the same error, the table refuses everything (a broken view, a
+    /// schema out of step): splitting further would only dead-letter good data one row at a time, so the batch is
+    /// kept for a retry instead. Overloads and outages are retried whole: splitting them makes more parts.
     async fn write_isolating(&mut self, rows: &[S::Row]) -> WriteReport {
-        let mut report = WriteReport { written: vec![false; rows.len()], rejected: Vec::new(), retry: None };
-        // A stack of row ranges still to write, as (start, end).
-        let mut ranges: Vec<(usize, usize)> = if rows.is_empty() { Vec::new() } else { vec![(0, rows.len())] };
-        let group = self.sink.group();
+        let n = rows.len();
+        let mut report = WriteReport { written: vec![false; n], rejected: Vec::new(), retry: None };
+        if n == 0 {
+            return report;
+        }
+        let first = match self.insert(rows).await {
+            Ok(()) => {
+                report.written.iter_mut().for_each(|w| *w = true);
+                return report;
+            }
+            Err(SinkError::Rejected(error)) if n > 1 => error,
+            Err(error) => {
+                report.retry = Some(Retry::of(error));
+                return report;
+            }
+        };
+        let code = error_code(&first);
+        // Rejected halves longer than one row, to split further.
+        let mut ranges = Vec::new();
+        let mut alike = true;
+        let mid = n / 2;
+        for (start, end) in [(0, mid), (mid, n)] {
+            match self.insert(&rows[start..end]).await {
+                Ok(()) => {
+                    report.written[start..end].iter_mut().for_each(|w| *w = true);
+                    alike = false;
+                }
+                Err(SinkError::Rejected(error)) => {
+                    alike &= error_code(&error) == code;
+                    if end - start == 1 {
+                        report.rejected.push((start, error));
+                    } else {
+                        ranges.push((start, end));
+                    }
+                }
+                Err(error) => {
+                    report.retry = Some(Retry::of(error));
+                    return report;
+                }
+            }
+        }
+        if alike {
+            for _ in 0..PROBES.min(n) {
+                let row = rand::random_range(0..n);
+                match self.insert(&rows[row..row + 1]).await {
+                    Ok(()) => {
+                        report.written[row] = true;
+                        alike = false;
+                        break;
+                    }
+                    Err(SinkError::Rejected(error)) if error_code(&error) == code => {}
+                    Err(SinkError::Rejected(_)) => {
+                        alike = false;
+                        break;
+                    }
+                    Err(error) => {
+                        report.retry = Some(Retry::of(error));
+                        return report;
+                    }
+                }
+            }
+            if alike {
+                report.rejected.clear();
+                report.retry = Some(Retry::Systemic(first));
+                return report;
+            }
+        }
+        // Split the rejected halves, first half first (the stack pops from the end).
+        let mut ranges: Vec<(usize, usize)> = ranges
+            .iter()
+            .rev()
+            .flat_map(|&(start, end)| {
+                let mid = start + (end - start) / 2;
+                [(mid, end), (start, mid)]
+            })
+            .collect();
         while let Some((start, end)) = ranges.pop() {
-            let range = start..end;
-            let started = Instant::now();
-            let result = self.sink.write(&rows[range.clone()]).await;
-            bump(&self.stats.inserts, 1);
-            metrics::histogram!(m::INSERT_SECONDS, "group" => group).record(started.elapsed().as_secs_f64());
-            match result {
-                Ok(()) => report.written[range].iter_mut().for_each(|w| *w = true),
-                Err(SinkError::Permanent(error)) if range.len() == 1 => report.rejected.push((range.start, error)),
-                Err(SinkError::Permanent(_)) => {
-                    let mid = start + range.len() / 2;
+            if end - start == 1 && report.written[start] {
+                continue;
+            }
+            match self.insert(&rows[start..end]).await {
+                Ok(()) => report.written[start..end].iter_mut().for_each(|w| *w = true),
+                Err(SinkError::Rejected(error)) if end - start == 1 => report.rejected.push((start, error)),
+                Err(SinkError::Rejected(_)) => {
+                    let mid = start + (end - start) / 2;
                     ranges.push((mid, end));
                     ranges.push((start, mid));
                 }
-                Err(SinkError::Retryable(error)) => {
-                    report.retry = Some(error);
+                Err(error) => {
+                    report.retry = Some(Retry::of(error));
                     break;
                 }
             }
         }
+        // A probe may have written a row later rejected within a range: it is in ClickHouse, so not parked.
+        report.rejected.retain(|(row, _)| !report.written[*row]);
+        if !report.written.iter().any(|w| *w) {
+            report.rejected.clear();
+            report.retry.get_or_insert(Retry::Systemic(first));
+        }
         report
+    }
+
+    /// One insert attempt, counted and timed.
+    async fn insert(&mut self, rows: &[S::Row]) -> Result<(), SinkError> {
+        let started = Instant::now();
+        let result = self.sink.write(rows).await;
+        bump(&self.stats.inserts, 1);
+        metrics::histogram!(m::INSERT_SECONDS, "group" => self.sink.group()).record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Parks jobs of `entry` and acknowledges it; returns the dead letters written.
     async fn park(&mut self, entry: &Entry, jobs: &[(Option<usize>, String)]) -> redis::RedisResult<usize> {
-        self.consumer.dead_letter(entry, jobs, entry.deliveries).await?;
+        self.consumer.dead_letter(entry, jobs, self.recovery.dead_letter_max_len).await?;
         bump(&self.stats.dead_lettered, jobs.len() as u64);
         metrics::counter!(m::DEAD_LETTERED, "group" => self.sink.group()).increment(jobs.len() as u64);
         Ok(jobs.len())
     }
-}
-
-/// Exponential back-off with jitter, 200 ms doubling up to [`MAX_BACKOFF`]; the jitter keeps many workers that
-/// failed together from retrying in lockstep.
-fn backoff(failures: u32) -> Duration {
-    let cap = MAX_BACKOFF.as_millis() as u64;
-    let base = 200u64.saturating_mul(1 << failures.min(8).saturating_sub(1)).min(cap);
-    let jitter = rand::random::<u64>() % (base / 2 + 1);
-    Duration::from_millis(base / 2 + jitter)
 }
 
 /// Runs steps until `shutdown` turns true, then finishes the batch in flight (bounded by `grace`) and returns.
@@ -401,32 +576,57 @@ pub async fn run<S: Sink>(
     grace: Duration,
 ) -> anyhow::Result<()> {
     engine.stop = Some(shutdown.clone());
+    let group = engine.sink.group();
     let mut redis_failures = 0u32;
+    let mut redis_down_since: Option<Instant> = None;
+    let mut alerted = false;
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match engine.process_batch().await {
+        let step = engine.process_batch().await;
+        if step.is_ok() && redis_failures > 0 {
+            let down_for = redis_down_since.take().map(|t| t.elapsed().as_secs_f64()).unwrap_or_default();
+            tracing::info!(group, failures = redis_failures, down_for_s = down_for, "Redis reachable again.");
+            (redis_failures, alerted) = (0, false);
+        }
+        match step {
             Ok(Outcome::Retrying { retry_in, .. }) => {
                 tokio::select! {
                     _ = tokio::time::sleep(retry_in) => {}
                     _ = shutdown.changed() => {}
                 }
             }
-            Ok(_) => redis_failures = 0,
+            Ok(_) => {}
             Err(err) => {
                 redis_failures += 1;
-                let wait = backoff(redis_failures);
-                if redis_failures == 1 || redis_failures.is_power_of_two() {
+                metrics::counter!(m::REDIS_FAILURES, "group" => group).increment(1);
+                let since = *redis_down_since.get_or_insert_with(Instant::now);
+                if redis_failures == 1 {
                     tracing::warn!(
+                        group,
+                        error = format!("{err:#}"),
+                        "Stream read or ack failed; reconnecting and retrying."
+                    );
+                } else if !alerted && since.elapsed() >= engine.recovery.redis_alert_after {
+                    tracing::error!(
+                        group,
                         error = format!("{err:#}"),
                         failures = redis_failures,
-                        "Stream read or ack failed; retrying."
+                        down_for_s = since.elapsed().as_secs(),
+                        "Redis has been failing for a while; nothing is read or acknowledged. Still retrying."
                     );
+                    alerted = true;
                 }
+                // Short pauses: a reconnect attempt costs Redis nothing, and a restarted Redis is read within
+                // about a second.
+                let wait = backoff(redis_failures).min(REDIS_RETRY_CAP);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
+                }
+                if let Err(e) = engine.consumer.reconnect().await {
+                    tracing::debug!(group, error = format!("{e:#}"), "Reconnecting to Redis failed; retrying.");
                 }
             }
         }
@@ -443,21 +643,15 @@ pub async fn run<S: Sink>(
             }
         }
         if engine.has_in_flight() {
-            tracing::warn!("Shut down with a batch unwritten; it stays pending and another worker will take it over.");
+            let idle = engine.recovery.claim_idle.as_millis() as u64;
+            let handed_back = engine.consumer.release(&engine.in_flight, idle).await;
+            tracing::warn!(
+                group = engine.sink.group(),
+                entries = engine.in_flight.len(),
+                handed_back = handed_back.is_ok(),
+                "Shut down with a batch unwritten; it stays pending, handed back uncounted for the next worker."
+            );
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(200));
-        assert!(backoff(3) >= Duration::from_millis(400));
-        assert!(backoff(50) <= super::MAX_BACKOFF);
-    }
 }

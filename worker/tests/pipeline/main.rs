@@ -4,6 +4,10 @@
 mod crashes;
 mod dead_letters;
 mod outage;
+mod reads;
+mod reconnect;
+mod refusals;
+mod restarts;
 mod scaling;
 mod shutdown;
 mod support;

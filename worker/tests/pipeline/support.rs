@@ -120,7 +120,7 @@ pub fn settings(batch_size: usize) -> EngineSettings {
 
 /// Takes over entries idle for 200 ms; parks an entry after `max_deliveries`.
 pub fn quick_recovery(max_deliveries: u64) -> Recovery {
-    Recovery { claim_idle: Duration::from_millis(200), max_deliveries }
+    Recovery { claim_idle: Duration::from_millis(200), max_deliveries, ..Recovery::default() }
 }
 
 pub async fn engine<S: Sink>(env: &TestEnv, sink: S, name: &str, settings: EngineSettings) -> Engine<S> {
@@ -253,6 +253,12 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Dead letters on shard 0.
+pub async fn dead_letter_count(env: &TestEnv) -> u64 {
+    let mut conn = env.redis().await;
+    redis::cmd("XLEN").arg(env.keys.dead_letters(0)).query_async(&mut conn).await.expect("XLEN")
 }
 
 /// A worker binary of this crate, started with only the settings given (no inherited `TIDEMARK_*`).
