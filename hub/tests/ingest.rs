@@ -588,3 +588,39 @@ async fn wrong_methods_and_paths_get_json_errors() {
         (Some("not_found"), Some("no endpoint POST /v1/events"))
     );
 }
+
+#[tokio::test]
+async fn a_bad_header_token_is_refused_before_the_body_is_read() {
+    let hub = spawn_hub().await;
+    // Not JSON at all: were the body parsed first, this would be a 400.
+    let (status, body) = hub.post("/v1/event", Some("tm_notarealtoken0000"), "{{{ not json").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    let (status, _) = hub.post("/v1/batch", Some("tm_notarealtoken0000"), "[[[").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A good header token and a bad body: the body's fault is named.
+    let (_, token) = hub.env.project(&[]).await;
+    let (status, body) = hub.post("/v1/event", Some(&token), "{{{ not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn a_retried_request_keeps_its_event_ids() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    let ts = chrono::Utc::now().timestamp_millis() - 2_000;
+    let event = json!({"type":"pageview","url":"https://a.io/pricing?plan=pro","ts": ts}).to_string();
+    // The same request twice, as a client retries after a 503 that came after Redis had appended it.
+    for _ in 0..2 {
+        let (status, _) = hub.post("/v1/event", Some(&token), event.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let untimed = json!({"type":"pageview","url":"https://a.io/pricing"}).to_string();
+    for _ in 0..2 {
+        hub.post("/v1/event", Some(&token), untimed.clone()).await;
+    }
+    let ids: Vec<uuid::Uuid> = hub.queued_events().await.iter().map(|q| q.event.as_ref().unwrap().event_id).collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[0], ids[1], "a retry of an event with its own time is the same event: its copy stays invisible");
+    assert_ne!(ids[2], ids[3], "without an id or a time the hub cannot tell a retry from a repeat");
+}

@@ -120,10 +120,11 @@ fn enrich(
     let page = event.url.as_ref().map(page_parts).unwrap_or_default();
     let source =
         state.referrers.classify(event.url.as_ref(), event.referrer.as_ref(), &page.utm_source, &page.utm_medium);
+    let event_id = event_id(&project.id, visitor_id, &event);
     let referrer = kept_referrer(event.referrer, &source);
     EventJob {
         project_id: project.id,
-        event_id: event_id(&project.id, event.client_id.as_deref()),
+        event_id,
         event_type: event.event_type,
         name: event.name,
         ts_ms: event_time(event.ts_ms, now_ms, state.max_event_age_ms),

@@ -1,7 +1,7 @@
 //! The handlers: each reads and parses its body, then walks the steps of [`super`] in order.
 
 use super::IngestState;
-use super::authorize::authorize;
+use super::authorize::{authorize, authorize_header};
 use super::context::RequestContext;
 use super::drop_policy::dropped;
 use super::enrich::{event_jobs, identify_job};
@@ -23,10 +23,11 @@ pub async fn post_event(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
+        let ctx = RequestContext::new(&req, &state.proxies);
+        let by_header = authorize_header(&state, &ctx).await?;
         let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
         let Object(mut event) = parse_json::<Object<IncomingEvent>>(&bytes)?;
-        let ctx = RequestContext::new(&req, &state.proxies);
-        let project = authorize(&state, &ctx, event.token.take()).await?;
+        let project = authorize(&state, &ctx, by_header, event.token.take()).await?;
         let valid = validate(event, state.limits, "")?;
         accept_events(&state, &ctx, &project, vec![valid]).await
     }
@@ -41,14 +42,15 @@ pub async fn post_batch(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
+        let ctx = RequestContext::new(&req, &state.proxies);
+        let by_header = authorize_header(&state, &ctx).await?;
         let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
         let IncomingBatch { token: body_token, events, at } = parse_json(&bytes)?;
         if events.len() > state.max_batch {
             return Err(IngestError::field("events", format!("at most {} events per batch", state.max_batch)));
         }
-        let ctx = RequestContext::new(&req, &state.proxies);
         let token = body_token.or_else(|| events.iter().find_map(|e| e.token.clone()));
-        let project = authorize(&state, &ctx, token).await?;
+        let project = authorize(&state, &ctx, by_header, token).await?;
         let valid = events
             .into_iter()
             .enumerate()
@@ -67,10 +69,11 @@ pub async fn post_identify(
 ) -> Result<HttpResponse, IngestError> {
     let started = Instant::now();
     let result = async {
+        let ctx = RequestContext::new(&req, &state.proxies);
+        let by_header = authorize_header(&state, &ctx).await?;
         let bytes = body::read(req.headers(), body, state.max_body_bytes).await?;
         let Object(mut identify) = parse_json::<Object<IncomingIdentify>>(&bytes)?;
-        let ctx = RequestContext::new(&req, &state.proxies);
-        let project = authorize(&state, &ctx, identify.token.take()).await?;
+        let project = authorize(&state, &ctx, by_header, identify.token.take()).await?;
         let valid = validate_identify(identify, state.limits)?;
         state.limiter.take(&project.id, 1).map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })?;
         let verdict = state.agents.classify(ctx.user_agent, &ClientHints::from_headers(ctx.headers));
