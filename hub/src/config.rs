@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub token_lookups_per_sec: u32,
     /// Client timestamps earlier than this many seconds before arrival are clamped to that bound.
     pub max_event_age_secs: u64,
+    /// Query parameters that stored page URLs and referrers keep besides the UTM tags (comma-separated names; `*`
+    /// keeps every parameter and the fragment). Others are cut: they carry e-mail addresses and reset tokens.
+    pub url_query_allowlist: String,
     /// HTTP worker threads; 0 means one per core. Each has its own Redis connection and enqueue writer.
     pub hub_threads: usize,
     /// Comma-separated `.mmdb` paths (GeoIP2 or ip-location-db schema); empty disables geo.
@@ -67,6 +70,7 @@ impl Default for HubConfig {
             token_cache_ttl_secs: 60,
             token_lookups_per_sec: 200,
             max_event_age_secs: 24 * 3600,
+            url_query_allowlist: crate::url_parts::DEFAULT_QUERY_ALLOWLIST.into(),
             hub_threads: 0,
             geo_database: String::new(),
             trusted_proxies: String::new(),

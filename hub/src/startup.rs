@@ -57,6 +57,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
         max_body_bytes: config.max_body_bytes,
         max_batch: config.max_batch,
         max_event_age_ms: (config.max_event_age_secs * 1000) as i64,
+        query_allowlist: crate::url_parts::QueryAllowList::parse(&config.url_query_allowlist),
         metrics: crate::metrics::Hot::register(),
     });
     let metrics = crate::metrics::handle();

@@ -624,3 +624,40 @@ async fn a_retried_request_keeps_its_event_ids() {
     assert_eq!(ids[0], ids[1], "a retry of an event with its own time is the same event: its copy stays invisible");
     assert_ne!(ids[2], ids[3], "without an id or a time the hub cannot tell a retry from a repeat");
 }
+
+#[tokio::test]
+async fn stored_urls_and_referrers_keep_no_secrets() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    let event = json!({
+        "type": "pageview",
+        "url": "https://shop.example/reset?email=ann%40example.com&token=s3cr3t&utm_source=mail&ref=footer#access_token=x",
+        "referrer": "https://www.google.com/search?q=ann%40example.com+password",
+    });
+    let (status, _) = hub.post("/v1/event", Some(&token), event.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let queued = hub.queued_events().await;
+    let stored = queued[0].event.as_ref().unwrap();
+    assert_eq!(stored.url, "https://shop.example/reset?utm_source=mail&ref=footer");
+    assert_eq!(stored.referrer, "https://www.google.com/search");
+    assert_eq!(stored.utm.source, "mail", "UTM tags are still read from the full URL");
+}
+
+#[tokio::test]
+async fn a_cookieless_event_is_dated_within_the_day_of_its_visitor_id() {
+    let hub = spawn_hub().await;
+    let (_, token) = hub.env.project(&[]).await;
+    // A minute inside the 24 h bound: the day before, unless the test runs in the last minute of a UTC day.
+    let yesterday = chrono::Utc::now().timestamp_millis() - 86_400_000 + 60_000;
+    let late = json!([
+        {"type": "pageview", "url": "https://a.io/late", "ts": yesterday},
+        {"type": "pageview", "url": "https://a.io/late", "ts": yesterday, "anonymous_id": "site-id-7"},
+    ]);
+    let (status, _) = hub.post("/v1/batch", Some(&token), late.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let queued = hub.queued_events().await;
+    let (cookieless, anonymous) = (queued[0].event.as_ref().unwrap(), queued[1].event.as_ref().unwrap());
+    let day_start = cookieless.received_ms - cookieless.received_ms.rem_euclid(86_400_000);
+    assert_eq!(cookieless.ts_ms, yesterday.max(day_start), "no earlier than the UTC day its visitor id belongs to");
+    assert_eq!(anonymous.ts_ms, yesterday, "a site's own anonymous id is stable across days: its time stands");
+}

@@ -11,7 +11,7 @@ use crate::payload::{ValidEvent, ValidIdentify};
 use crate::queue::OutgoingJob;
 use crate::referrers::Source;
 use crate::tokens::Project;
-use crate::url_parts::page_parts;
+use crate::url_parts::{QueryAllowList, page_parts};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tidemark_shared::job::{Agent, EventJob, Geo, IdentifyV1, JobKind, Utm};
@@ -32,14 +32,19 @@ pub(super) async fn event_jobs(
     let cookieless = cookieless_ids(state, ctx, project, now).await?;
     let shard = shard(state, ctx, project);
 
+    let oldest_ms = now_ms - state.max_event_age_ms;
+    // A cookieless visitor id belongs to the UTC day of the salt that made it: its events are dated within that
+    // day, so a late batch sent after midnight cannot count its visitor again on the day before.
+    let day_start_ms = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis();
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {
-        let (visitor_today, visitor_yesterday) = match &event.anonymous_id {
-            Some(anon) => (anonymous_visitor_id(&project.id, anon), None),
-            None => (cookieless.today, cookieless.yesterday),
+        let (visitor_today, visitor_yesterday, earliest_ms) = match &event.anonymous_id {
+            Some(anon) => (anonymous_visitor_id(&project.id, anon), None, oldest_ms),
+            None => (cookieless.today, cookieless.yesterday, oldest_ms.max(day_start_ms)),
         };
         let opens_session = event.event_type.opens_session();
-        let enriched = enrich(state, event, project, visitor_today, now_ms, &agent, &geo);
+        let times = EventTimes { earliest_ms, now_ms };
+        let enriched = enrich(state, event, project, visitor_today, times, &agent, &geo);
         jobs.push(OutgoingJob {
             kind: JobKind::EventV2,
             shard,
@@ -113,7 +118,7 @@ fn enrich(
     event: ValidEvent,
     project: &Project,
     visitor_id: u64,
-    now_ms: i64,
+    times: EventTimes,
     agent: &Arc<Agent>,
     geo: &Arc<Geo>,
 ) -> EventJob {
@@ -121,17 +126,17 @@ fn enrich(
     let source =
         state.referrers.classify(event.url.as_ref(), event.referrer.as_ref(), &page.utm_source, &page.utm_medium);
     let event_id = event_id(&project.id, visitor_id, &event);
-    let referrer = kept_referrer(event.referrer, &source);
+    let referrer = kept_referrer(event.referrer, &source, &state.query_allowlist);
     EventJob {
         project_id: project.id,
         event_id,
         event_type: event.event_type,
         name: event.name,
-        ts_ms: event_time(event.ts_ms, now_ms, state.max_event_age_ms),
-        received_ms: now_ms,
+        ts_ms: times.event_time(event.ts_ms),
+        received_ms: times.now_ms,
         visitor_id,
         user_id: event.user_id,
-        url: event.url.map(String::from).unwrap_or_default(),
+        url: event.url.map(|u| state.query_allowlist.stored(&u)).unwrap_or_default(),
         host: page.host,
         path: page.path,
         title: event.title,
@@ -153,12 +158,25 @@ fn enrich(
     }
 }
 
-/// The referrer URL as stored. A self-referral is not a referrer at all: keep neither the URL nor the host.
-fn kept_referrer(referrer: Option<Url>, source: &Source) -> String {
-    if source.host.is_empty() { String::new() } else { referrer.map(String::from).unwrap_or_default() }
+/// The referrer URL as stored, its query cut like the page's (a search engine's referrer carries the search). A
+/// self-referral is not a referrer at all: keep neither the URL nor the host.
+fn kept_referrer(referrer: Option<Url>, source: &Source, allow: &QueryAllowList) -> String {
+    match referrer {
+        Some(url) if !source.host.is_empty() => allow.stored(&url),
+        _ => String::new(),
+    }
 }
 
-/// Client clocks drift: a time in the future becomes now, a time too far back becomes the oldest allowed.
-fn event_time(client_ts_ms: Option<i64>, now_ms: i64, max_age_ms: i64) -> i64 {
-    client_ts_ms.unwrap_or(now_ms).clamp(now_ms - max_age_ms, now_ms)
+/// The window an event's own time must fall in.
+#[derive(Debug, Clone, Copy)]
+struct EventTimes {
+    earliest_ms: i64,
+    now_ms: i64,
+}
+
+impl EventTimes {
+    /// Client clocks drift: a time in the future becomes now, a time too far back becomes the earliest allowed.
+    fn event_time(self, client_ts_ms: Option<i64>) -> i64 {
+        client_ts_ms.unwrap_or(self.now_ms).clamp(self.earliest_ms, self.now_ms)
+    }
 }

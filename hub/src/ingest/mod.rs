@@ -49,6 +49,8 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_event_age_ms: i64,
+    /// Which query parameters stored URLs and referrers keep.
+    pub query_allowlist: crate::url_parts::QueryAllowList,
     pub metrics: m::Hot,
 }
 
