@@ -432,7 +432,124 @@ mod tests {
         assert_eq!(e.props, vec![("n".into(), "1.5".into()), ("b".into(), "true".into()), ("s".into(), "x".into())]);
     }
 
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a little: what a field may hold when a client gets it wrong.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "\\PC{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A value for `field` that is usually of the right kind and sometimes anything at all.
+    fn field_value(field: &'static str) -> BoxedStrategy<Value> {
+        let right: BoxedStrategy<Value> = match field {
+            "type" => prop_oneof![Just("pageview"), Just("pageleave"), Just("custom"), Just("click")]
+                .prop_map(Value::from)
+                .boxed(),
+            "url" | "referrer" => prop_oneof![
+                "(https?|ftp)://[a-z]{1,8}\\.[a-z]{2,3}(/[a-z0-9%?=&#._-]{0,20}){0,3}".prop_map(Value::from),
+                "/[a-z]{0,10}".prop_map(Value::from),
+            ]
+            .boxed(),
+            "props" => proptest::collection::btree_map("\\PC{0,12}", any_json(), 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+                .boxed(),
+            "ts" => (-10i64..2_000_000_000_000).prop_map(Value::from).boxed(),
+            "duration_ms" | "screen_width" => (-5i64..100_000).prop_map(Value::from).boxed(),
+            _ => "\\PC{0,300}".prop_map(Value::from).boxed(),
+        };
+        prop_oneof![9 => right, 1 => any_json()].boxed()
+    }
+
+    const FIELDS: [&str; 12] = [
+        "type",
+        "name",
+        "url",
+        "referrer",
+        "title",
+        "props",
+        "ts",
+        "id",
+        "user_id",
+        "anonymous_id",
+        "duration_ms",
+        "screen_width",
+    ];
+
+    /// JSON objects shaped like events: most of the real fields, with values of the right kind most of the time,
+    /// so most of them get past the parse and exercise the checks themselves.
+    fn event_objects() -> impl Strategy<Value = Map<String, Value>> {
+        let fields: Vec<_> = FIELDS.iter().map(|f| proptest::option::weighted(0.7, field_value(f))).collect();
+        (fields, proptest::option::of(("[a-z]{1,6}", any_json()))).prop_map(|(values, extra)| {
+            let mut object: Map<String, Value> =
+                FIELDS.iter().zip(values).filter_map(|(f, v)| v.map(|v| ((*f).to_owned(), v))).collect();
+            if let Some((key, value)) = extra {
+                object.entry(key).or_insert(value);
+            }
+            object
+        })
+    }
+
     proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn event_objects_are_accepted_or_refused_by_name(object in event_objects()) {
+            let json = Value::Object(object.clone()).to_string();
+            // A field error names a field of this event: the parse names its path, validation adds the index.
+            let named = |field: &str, prefix: &str| {
+                let name = field.strip_prefix(prefix).unwrap_or_else(|| panic!("{field} lacks {prefix:?}"));
+                FIELDS.contains(&name.split(['.', '[']).next().unwrap_or_default())
+            };
+            let event = match parse_json::<Object<IncomingEvent>>(json.as_bytes()) {
+                Ok(Object(event)) => event,
+                Err(IngestError::BadField { field, .. }) => {
+                    prop_assert!(named(&field, ""), "{} is not a field of {}", field, json);
+                    // Only a value of the wrong JSON kind is refused by the parse: a string where a string is
+                    // taken always gets through to validation.
+                    let top = field.split(['.', '[']).next().unwrap_or_default();
+                    let takes_text = !matches!(top, "props" | "ts" | "duration_ms" | "screen_width");
+                    prop_assert!(!(takes_text && object[top].is_string()), "{json}");
+                    return Ok(());
+                }
+                Err(other) => {
+                    prop_assert!(false, "unexpected parse refusal {:?} of {}", other, json);
+                    unreachable!()
+                }
+            };
+            match validate(event, LIMITS, "[7].") {
+                Ok(valid) => {
+                    // What passed holds to every rule downstream code relies on.
+                    prop_assert!(object.contains_key("type"));
+                    if let Some(url) = &valid.url {
+                        prop_assert!(matches!(url.scheme(), "http" | "https"));
+                        prop_assert!(url.as_str().len() <= MAX_URL);
+                    } else {
+                        prop_assert_eq!(valid.event_type, EventType::Custom);
+                    }
+                    prop_assert!(valid.name.chars().count() <= MAX_NAME);
+                    prop_assert!(valid.title.chars().count() <= MAX_TITLE);
+                    let props: usize = valid.props.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    prop_assert!(props <= LIMITS.max_props_bytes);
+                    prop_assert!(u32::from(valid.screen_width) <= MAX_SCREEN_WIDTH);
+                }
+                Err(IngestError::BadField { field, .. }) => prop_assert!(named(&field, "[7]."), "{} in {}", field, json),
+                Err(IngestError::TooLarge { what, .. }) => prop_assert!(what.contains("props"), "{} in {}", what, json),
+                Err(other) => prop_assert!(false, "unexpected refusal {:?} of {}", other, json),
+            }
+        }
+
         #[test]
         fn validation_never_panics(json in "\\PC{0,300}") {
             if let Ok(event) = parse_json::<IncomingEvent>(json.as_bytes()) {
