@@ -156,8 +156,9 @@ impl Database {
     /// Without one (the index found the record), decoding needs a walk of the tree all the same: the maxminddb crate
     /// decodes only what a lookup returns. That walk goes through a mapping made for it and dropped after it, so
     /// that the tree pages it touches do not stay resident: through the long-lived mapping, a few thousand distinct
-    /// places touched nearly all 44 MB of the DB-IP IPv4 tree (fault-around maps 16 pages a fault). A new mapping
-    /// costs tens of microseconds, paid once per place the record cache does not hold.
+    /// places touched nearly all 44 MB of the DB-IP IPv4 tree (fault-around maps 16 pages a fault). A lookup that
+    /// decodes this way took about 18 µs in a release build (20,000 random addresses, a fresh cache), against
+    /// 0.3 µs once the place is cached: paid once per place the record cache does not hold.
     fn decode_place(&self, ip: IpAddr, found: Option<LookupResult<'_, Mmap>>) -> Option<Arc<Geo>> {
         let record = match found {
             Some(found) => found.decode::<Record>(),
