@@ -22,9 +22,9 @@ use crate::metrics as m;
 use crate::retry::backoff;
 use crate::sink::{Decoded, Sink, SinkError, error_code};
 use std::sync::Arc;
-use tidemark_shared::outage::StoreHealth;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tidemark_shared::outage::StoreHealth;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
