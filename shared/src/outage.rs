@@ -90,8 +90,8 @@ impl StoreHealth {
             None => {
                 *outage = Some(Outage { since: Instant::now(), failures: 1, alerted: false });
                 self.down.store(true, Ordering::Release);
-                drop(outage);
                 self.publish_up(false);
+                drop(outage);
                 report!(warn, self, error = %error, "Store unreachable; retrying until it is back.");
             }
             Some(o) => {
@@ -111,9 +111,13 @@ impl StoreHealth {
         if self.is_up() {
             return;
         }
-        let Some(outage) = self.outage.lock().expect("outage lock").take() else { return };
+        // `down` and the gauge change under the lock only, so a failure racing this success cannot leave an outage
+        // recorded with the store marked up (it would never be logged again).
+        let mut guard = self.outage.lock().expect("outage lock");
+        let Some(outage) = guard.take() else { return };
         self.down.store(false, Ordering::Release);
         self.publish_up(true);
+        drop(guard);
         report!(
             info,
             self,
