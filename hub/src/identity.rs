@@ -18,8 +18,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tidemark_shared::outage::StoreHealth;
 use uuid::Uuid;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -41,6 +42,8 @@ pub struct Salts {
     /// When reading a salt last failed: requests in the next [`FAILURE_PAUSE`] are answered at once instead of
     /// each waiting for PostgreSQL's pool to time out.
     failed_at: Mutex<Option<Instant>>,
+    /// PostgreSQL's, shared with the tokens and `/readyz`: one line per outage, not one per refused request.
+    health: Arc<StoreHealth>,
 }
 
 /// How long after a failed salt read requests are refused without trying again.
@@ -76,7 +79,15 @@ pub fn midnight_grace(session_timeout: Duration) -> Duration {
 impl Salts {
     pub fn new(pool: sqlx::PgPool, grace: Duration) -> Self {
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
-        Self { pool, prepared: RwLock::new(Vec::new()), grace, failed_at: Mutex::new(None) }
+        let alert_after = Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS);
+        let health = Arc::new(StoreHealth::new("hub", "postgres", alert_after));
+        Self { pool, prepared: RwLock::new(Vec::new()), grace, failed_at: Mutex::new(None), health }
+    }
+
+    /// Reports PostgreSQL's failures to `health` (the hub's) instead of the salts' own.
+    pub fn reporting_to(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// Caches the salts of `now`'s day and of the next one (creating them in PostgreSQL if no replica has yet),
@@ -138,13 +149,15 @@ impl Salts {
         }
         match self.load(day).await {
             Ok(pair) => {
+                self.health.succeeded();
                 let found = ids(&pair);
                 self.keep(pair);
                 Ok(found)
             }
             Err(e) => {
                 *self.failed_at.lock().expect("salt failure lock") = Some(Instant::now());
-                tracing::warn!(error = format!("{e:#}"), %day, "No daily salt: answering 503 until PostgreSQL is back.");
+                // Requests get 503 until PostgreSQL is back; the outage is logged once, by its health.
+                self.health.failed(&format!("{e:#}: no daily salt for {day}"));
                 Err(unavailable)
             }
         }
@@ -174,24 +187,14 @@ impl Salts {
     }
 }
 
-/// Prepares tomorrow's salt at start and every [`PREPARE_EVERY`], until the process ends. A failure is logged
-/// and retried at the next turn; today's keys stay cached meanwhile.
+/// Prepares tomorrow's salt at start and every [`PREPARE_EVERY`], until the process ends. A failure is reported
+/// to PostgreSQL's health (logged once per outage) and retried 10 s later; today's keys stay cached meanwhile.
 pub async fn keep_prepared(salts: std::sync::Arc<impl AsRef<Salts>>) {
-    let mut failing = false;
     loop {
-        match salts.as_ref().as_ref().prepare(Utc::now()).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("Daily salts prepared again.");
-            }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = format!("{e:#}"), "Cannot prepare tomorrow's salt yet; retrying.");
-            }
-            Err(_) => {}
-        }
-        tokio::time::sleep(if failing { Duration::from_secs(10) } else { PREPARE_EVERY }).await;
+        let salts = salts.as_ref().as_ref();
+        let prepared = salts.prepare(Utc::now()).await.map_err(|e| format!("{e:#}: preparing tomorrow's salt"));
+        salts.health.record(&prepared);
+        tokio::time::sleep(if prepared.is_ok() { PREPARE_EVERY } else { Duration::from_secs(10) }).await;
     }
 }
 

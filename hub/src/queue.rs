@@ -19,6 +19,7 @@ use std::time::Duration;
 use tidemark_shared::batch;
 use tidemark_shared::job::JobKind;
 use tidemark_shared::keys::{self, Keys};
+use tidemark_shared::outage::StoreHealth;
 use tokio::sync::{mpsc, oneshot};
 
 /// One call files many requests as one `batch.v1` stream entry ([`tidemark_shared::batch`]): the jobs, framed by
@@ -141,6 +142,8 @@ struct Shared {
     script: redis::Script,
     max_stream_bytes: u64,
     session_ttl_ms: u64,
+    /// Every write and readiness check reports here: one line per outage, not one per failed request.
+    health: Arc<StoreHealth>,
 }
 
 struct Pending {
@@ -170,8 +173,19 @@ impl Queue {
             script: redis::Script::new(INGEST_LUA),
             max_stream_bytes,
             session_ttl_ms,
+            health: Arc::new(StoreHealth::new("hub", "redis", default_alert())),
         };
         Ok(Self { shared: Arc::new(shared), id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// Reports to `health` (the hub's, shared with `/readyz`) instead of the queue's own. Before the first enqueue.
+    pub fn reporting_to(mut self, health: Arc<StoreHealth>) -> Self {
+        Arc::get_mut(&mut self.shared).expect("set before the queue is shared").health = health;
+        self
+    }
+
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.shared.health
     }
 
     pub fn keys(&self) -> &Keys {
@@ -191,10 +205,12 @@ impl Queue {
     }
 
     pub async fn ping(&self) -> bool {
-        match self.shared.ping_pool.get().await {
-            Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut *conn).await.is_ok(),
-            Err(_) => false,
-        }
+        let answer = match self.shared.ping_pool.get().await {
+            Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        self.shared.health.record(&answer);
+        answer.is_ok()
     }
 
     /// Hands the request to this thread's writer, starting one if the thread has none (or its last one ended with
@@ -248,7 +264,10 @@ impl Shared {
         conn: &mut Option<MultiplexedConnection>,
         batch: &[Pending],
     ) -> Vec<Result<usize, QueueError>> {
-        let fail = |e: &QueueError| batch.iter().map(|_| Err(e.clone())).collect();
+        let fail = |e: &QueueError| {
+            self.health.failed(e);
+            batch.iter().map(|_| Err(e.clone())).collect()
+        };
         if conn.is_none() {
             match self.open().await {
                 Ok(opened) => *conn = Some(opened),
@@ -257,7 +276,10 @@ impl Shared {
         }
         let live = conn.as_mut().expect("opened above");
         match self.file(live, batch).await {
-            Ok(results) => results,
+            Ok(results) => {
+                self.health.succeeded();
+                results
+            }
             Err(e) => {
                 *conn = None;
                 fail(&e)
@@ -369,6 +391,10 @@ impl Shared {
         }
         pipe.query_async::<Vec<Value>>(conn).await.map_err(unavailable)
     }
+}
+
+fn default_alert() -> Duration {
+    Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS)
 }
 
 fn unavailable(e: redis::RedisError) -> QueueError {

@@ -17,8 +17,10 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 use tidemark_shared::keys::Keys;
+use tidemark_shared::outage::StoreHealth;
 
 pub struct Hub {
     pub port: u16,
@@ -33,20 +35,28 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     // from its caches once they are filled.
     let pg = tidemark_shared::postgres::connect_lazy(config.postgres_url.expose(), 16)?;
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
+    // The recorder first: the stores' gauges register with it.
+    crate::metrics::handle();
+    let alert_after = Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS);
+    let redis_health = Arc::new(StoreHealth::new("hub", "redis", alert_after));
+    let postgres_health = Arc::new(StoreHealth::new("hub", "postgres", alert_after));
     let state = web::Data::new(IngestState {
         tokens: TokenStore::new(
             pg.clone(),
             Duration::from_secs(config.token_cache_ttl_secs),
             config.token_lookups_per_sec,
-        ),
-        salts: Salts::new(pg, midnight_grace(Duration::from_secs(config.session_timeout_secs))),
+        )
+        .reporting_to(postgres_health.clone()),
+        salts: Salts::new(pg, midnight_grace(Duration::from_secs(config.session_timeout_secs)))
+            .reporting_to(postgres_health),
         queue: Queue::connect(
             config.redis_url.expose(),
             keys,
             config.max_stream_bytes,
             config.session_timeout_secs * 1000,
         )
-        .context("setting up the Redis queue")?,
+        .context("setting up the Redis queue")?
+        .reporting_to(redis_health),
         limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         agents: UaClassifier::new(),
         geo: GeoDb::open_configured(&config.geo_database),
@@ -70,6 +80,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     let metrics_port = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?.map(|a| a.port());
     tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(metrics));
     tokio::spawn(crate::identity::keep_prepared(state.clone().into_inner()));
+    tokio::spawn(watch_stores(state.clone().into_inner()));
     let redis = tidemark_shared::redis::client(config.redis_url.expose())?;
     tokio::spawn(async move {
         if let Ok(mut conn) = tidemark_shared::redis::connect(&redis).await {
@@ -130,8 +141,52 @@ where
         }))
 }
 
+/// Longest a readiness check waits for a store: a probe that hangs is as good as a store that is down.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `{"redis": bool, "postgres": bool}`, 200 when both answer now, else 503: a load balancer sends no traffic to a
+/// hub that would answer it 503, and an operator sees which store is missing. (With PostgreSQL down the hub still
+/// accepts events of cached tokens; it is unready because new tokens and a new day's salt cannot be had.)
 async fn readyz(state: web::Data<IngestState>) -> HttpResponse {
-    let (redis, tokens) = tokio::join!(state.queue.ping(), state.tokens.ping());
-    let body = serde_json::json!({ "redis": redis, "token_store": tokens });
-    if redis && tokens { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    let (redis, postgres) = check_stores(&state).await;
+    let (ready, body) = tidemark_shared::outage::readiness(&[("redis", redis), ("postgres", postgres)]);
+    let mut response = if ready { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    response.content_type("application/json").body(body)
+}
+
+/// Pings Redis and PostgreSQL at once, each within [`READY_TIMEOUT`], and records the answers in their health.
+async fn check_stores(state: &IngestState) -> (bool, bool) {
+    tokio::join!(
+        answers_in_time(state.queue.ping(), state.queue.health()),
+        answers_in_time(state.tokens.ping(), state.tokens.health()),
+    )
+}
+
+/// A ping's answer, or false (recorded as a failure) when it takes longer than [`READY_TIMEOUT`].
+async fn answers_in_time(ping: impl Future<Output = bool>, health: &StoreHealth) -> bool {
+    match tokio::time::timeout(READY_TIMEOUT, ping).await {
+        Ok(up) => up,
+        Err(_) => {
+            health.failed(&format!("no answer within {READY_TIMEOUT:?}"));
+            false
+        }
+    }
+}
+
+/// How often [`watch_stores`] looks at a store that is failing.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Checks a failing store every [`WATCH_EVERY`] even when no request needs it (every token cached, no traffic), so
+/// its recovery is logged and its gauge set within seconds, and an outage past the alert time is logged as an
+/// ERROR on time. Stores that work cost nothing here: requests report their failures.
+async fn watch_stores(state: Arc<IngestState>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let (redis, postgres) = (state.queue.health(), state.tokens.health());
+        if !redis.is_up() || !postgres.is_up() {
+            check_stores(&state).await;
+            redis.check_alert();
+            postgres.check_alert();
+        }
+    }
 }

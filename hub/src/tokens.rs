@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tidemark_shared::outage::StoreHealth;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,8 @@ pub struct TokenStore {
     generation: AtomicU64,
     /// Database lookups of tokens in neither cache, per second, for the whole hub.
     lookups: RateLimiter,
+    /// PostgreSQL's, shared with the salts and `/readyz`: one line per outage, not one per failed lookup.
+    health: Arc<StoreHealth>,
 }
 
 /// Tokens are short, URL-safe strings; anything else is rejected without a lookup.
@@ -131,7 +134,22 @@ impl TokenStore {
             unknown: Mutex::new(UnknownTokens::new(MAX_UNKNOWN_TOKENS, ttl.min(Duration::from_secs(10)))),
             generation: AtomicU64::new(0),
             lookups: RateLimiter::new(lookups_per_sec, lookups_per_sec.saturating_mul(2)),
+            health: Arc::new(StoreHealth::new(
+                "hub",
+                "postgres",
+                Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS),
+            )),
         }
+    }
+
+    /// Reports PostgreSQL's failures to `health` (the hub's) instead of the store's own.
+    pub fn reporting_to(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = health;
+        self
+    }
+
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
     }
 
     pub async fn resolve(&self, token: &str) -> Result<Arc<Project>, IngestError> {
@@ -201,17 +219,15 @@ impl TokenStore {
     }
 
     async fn lookup(&self, token: &str) -> Result<Option<Arc<Project>>, IngestError> {
-        let row: Option<(Uuid, Vec<String>)> = sqlx::query_as(
+        let row: Result<Option<(Uuid, Vec<String>)>, sqlx::Error> = sqlx::query_as(
             "SELECT p.id, p.domains FROM ingest_tokens t JOIN projects p ON p.id = t.project_id \
              WHERE t.token = $1 AND t.revoked_at IS NULL AND p.deleted_at IS NULL",
         )
         .bind(token)
         .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "Token store unreachable.");
-            IngestError::Unavailable { retry_after_secs: 5 }
-        })?;
+        .await;
+        self.health.record(&row);
+        let row = row.map_err(|_| IngestError::Unavailable { retry_after_secs: 5 })?;
         Ok(row.map(|(id, domains)| Arc::new(Project { id, domains })))
     }
 
@@ -224,7 +240,9 @@ impl TokenStore {
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let answer = sqlx::query("SELECT 1").execute(&self.pool).await;
+        self.health.record(&answer);
+        answer.is_ok()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod job;
 pub mod keys;
+pub mod outage;
 pub mod postgres;
 pub mod pubsub;
 pub mod queries;

@@ -34,9 +34,10 @@ pub struct WorkerConfig {
     pub dead_letter_max_len: u64,
     /// Dead letters older than this are removed; 0 keeps them until the length bound.
     pub dead_letter_max_age_secs: u64,
-    /// Redis failing this long (reads, acks) is logged as an ERROR; the first failure is a WARN. The worker
-    /// reconnects and retries all along.
-    pub redis_alert_secs: u64,
+    /// A store (Redis, ClickHouse) unreachable this long is logged as an ERROR; the first failure is a WARN. The
+    /// worker reconnects and retries all along. `redis_alert_secs`, its earlier name, is still read.
+    #[serde(alias = "redis_alert_secs")]
+    pub store_alert_secs: u64,
     /// `HOST:PORT` serving Prometheus text on `/metrics`; empty disables it, port 0 picks a free one.
     pub worker_metrics_listen: String,
 }
@@ -57,7 +58,7 @@ impl Default for WorkerConfig {
             max_deliveries: 5,
             dead_letter_max_len: 100_000,
             dead_letter_max_age_secs: 0,
-            redis_alert_secs: 60,
+            store_alert_secs: tidemark_shared::outage::DEFAULT_ALERT_SECS,
             worker_metrics_listen: String::new(),
         }
     }
@@ -121,5 +122,13 @@ mod tests {
         assert!(defaults.claim_idle_ms >= defaults.safe_claim_idle_ms());
         let config = WorkerConfig { worker_metrics_listen: "nope".into(), ..WorkerConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("`worker_metrics_listen`"));
+    }
+
+    #[test]
+    fn the_earlier_name_of_store_alert_secs_still_counts() {
+        let config: WorkerConfig = serde_json::from_str(r#"{"redis_alert_secs": 5}"#).unwrap();
+        assert_eq!(config.store_alert_secs, 5);
+        let config: WorkerConfig = serde_json::from_str(r#"{"store_alert_secs": 7}"#).unwrap();
+        assert_eq!(config.store_alert_secs, 7);
     }
 }

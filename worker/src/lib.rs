@@ -23,15 +23,19 @@ use tidemark_shared::keys::Keys;
 
 pub async fn connect_clickhouse(config: &WorkerConfig) -> anyhow::Result<ClickHouse> {
     let endpoint = Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
-    // ClickHouse may still be starting (or down): the worker waits for it rather than exiting.
+    // ClickHouse may still be starting (or down): the worker waits for it rather than exiting, saying so once.
     let mut delay = Duration::from_millis(200);
+    let mut said = false;
     loop {
         match ClickHouse::connect(endpoint.clone()).await {
             Ok(ch) => return Ok(ch),
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "ClickHouse not reachable yet; waiting.");
+                if !said {
+                    tracing::warn!(error = format!("{e:#}"), "ClickHouse not reachable yet; waiting.");
+                    said = true;
+                }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -50,18 +54,27 @@ pub async fn serve<S: sink::Sink>(config: WorkerConfig, sink: S) -> anyhow::Resu
              queries do not see, and wasted work)."
         );
     }
-    if !config.worker_metrics_listen.is_empty() {
-        let handle = metrics::handle();
+    // The recorder first: the store gauges register with it.
+    let recorder = (!config.worker_metrics_listen.is_empty()).then(metrics::handle);
+    let health = runner::Health::new(group, Duration::from_secs(config.store_alert_secs));
+    if let Some(handle) = recorder {
         let listener = tokio::net::TcpListener::bind(&config.worker_metrics_listen)
             .await
             .with_context(|| format!("binding worker_metrics_listen {}", config.worker_metrics_listen))?;
-        tracing::info!(listen = %listener.local_addr()?, "Metrics listening on /metrics.");
-        tokio::spawn(metrics::serve(listener, handle));
+        tracing::info!(listen = %listener.local_addr()?, "Metrics listening on /metrics, readiness on /readyz.");
+        tokio::spawn(metrics::serve(listener, handle, health.clone()));
         tokio::spawn(tidemark_shared::telemetry::metrics_upkeep(handle));
     }
-    let consumer = consumer::Consumer::connect(config.redis_url.expose(), keys, group, name.clone())
-        .await
-        .context("joining the consumer group")?;
+    // Redis may be down at start too: wait for it as for ClickHouse, retrying every second.
+    let consumer = loop {
+        match consumer::Consumer::connect(config.redis_url.expose(), keys.clone(), group, name.clone()).await {
+            Ok(consumer) => break consumer,
+            Err(e) => health.redis.failed(&format!("{:#}", e.context("joining the consumer group"))),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    health.redis.succeeded();
+    let probe = Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
     tracing::info!(group, consumer = name, "Worker started.");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -70,7 +83,9 @@ pub async fn serve<S: sink::Sink>(config: WorkerConfig, sink: S) -> anyhow::Resu
         let _ = tx.send(true);
     });
     let engine = runner::Engine::new(consumer, sink, runner::EngineSettings::from_config(&config))
-        .with_recovery(runner::Recovery::from_config(&config));
+        .with_recovery(runner::Recovery::from_config(&config))
+        .with_health(health)
+        .with_probe(&probe);
     let housekeeping = tokio::spawn(housekeeping(config.clone(), group, engine.stats(), rx.clone()));
     runner::run(engine, rx, Duration::from_secs(config.shutdown_timeout_secs)).await?;
     housekeeping.abort();

@@ -1,5 +1,5 @@
 //! Prometheus metrics of a worker process, every series labelled with its consumer `group`, and the small HTTP
-//! endpoint that serves them (`worker_metrics_listen`). The recorder is process-wide: installed once, by `serve`;
+//! endpoint that serves them and the worker's readiness (`worker_metrics_listen`). The recorder is process-wide: installed once, by `serve`;
 //! without it (tests, embedded use) the counters cost nothing.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -23,8 +23,11 @@ pub const DEAD_LETTERED: &str = "tidemark_worker_dead_lettered_total";
 pub const SYSTEMIC: &str = "tidemark_worker_systemic_rejections_total";
 /// Dead letters waiting for an operator, all shards (bounded by `dead_letter_max_len` per shard).
 pub const DEAD_LETTERS: &str = "tidemark_worker_dead_letters";
-/// Stream reads, acks or claims that failed (Redis down or unreachable); the worker reconnects and retries.
-pub const REDIS_FAILURES: &str = "tidemark_worker_redis_failures_total";
+/// Failed attempts to use a store, label `store`: `redis` (stream reads, acks, claims; the worker reconnects and
+/// retries) or `clickhouse` (inserts that got no answer). Written by [`tidemark_shared::outage`].
+pub const STORE_FAILURES: &str = "tidemark_worker_store_failures_total";
+/// 1 while the store's last attempt worked, 0 from a failure until the next success; label `store`.
+pub const STORE_UP: &str = "tidemark_worker_store_up";
 /// Entries taken over from consumers that stopped without acknowledging them.
 pub const RECLAIMED: &str = "tidemark_worker_reclaimed_total";
 /// Entries in the streams not yet delivered to the group (XINFO GROUPS `lag`).
@@ -47,15 +50,17 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// Answers `GET /metrics` with the Prometheus text and anything else with 404, one request per connection. A
-/// scrape endpoint needs nothing more, and this keeps an HTTP framework out of the worker.
-pub async fn serve(listener: TcpListener, handle: &'static PrometheusHandle) {
+/// Answers `GET /metrics` with the Prometheus text, `GET /readyz` with 200 (503 while a store is failing) and a
+/// JSON object naming each store (`{"redis": true, "clickhouse": false}`), and anything else with 404, one request
+/// per connection. A scrape endpoint needs nothing more, and this keeps an HTTP framework out of the worker.
+pub async fn serve(listener: TcpListener, handle: &'static PrometheusHandle, health: crate::runner::Health) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             // Out of file descriptors or the like: pause instead of spinning on the error.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
+        let health = health.clone();
         tokio::spawn(async move {
             let mut head = Vec::with_capacity(1024);
             let mut buf = [0u8; 1024];
@@ -65,13 +70,17 @@ pub async fn serve(listener: TcpListener, handle: &'static PrometheusHandle) {
                     _ => return,
                 }
             }
-            let (status, body) = if head.starts_with(b"GET /metrics ") || head.starts_with(b"GET /metrics?") {
-                ("200 OK", handle.render())
+            let asks = |path: &str| head.starts_with(format!("GET {path} ").as_bytes());
+            let (status, content_type, body) = if asks("/metrics") || head.starts_with(b"GET /metrics?") {
+                ("200 OK", "text/plain; version=0.0.4", handle.render())
+            } else if asks("/readyz") {
+                let (ready, body) = health.readiness();
+                (if ready { "200 OK" } else { "503 Service Unavailable" }, "application/json", body)
             } else {
-                ("404 Not Found", "not found\n".to_owned())
+                ("404 Not Found", "text/plain", "not found\n".to_owned())
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
                  Connection: close\r\n\r\n{body}",
                 body.len()
             );

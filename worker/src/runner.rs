@@ -5,6 +5,10 @@
 //! - ClickHouse or the network is down or overloaded (too many parts, out of memory): the batch stays in memory
 //!   *and* pending in Redis, and the same entries are retried with exponential back-off and jitter. Before each
 //!   retry the engine refreshes its claim on them, so no other worker takes them over while this one is alive.
+//!   When ClickHouse did not answer at all (refused, reset, timed out), [`run`] asks it `SELECT 1` every
+//!   [`PROBE_EVERY`] during the pause and retries as soon as it answers: a restarted server gets the backlog
+//!   within about a second, while an overloaded one (it answers, with an error code) keeps its back-off.
+//! - Redis is down: [`run`] opens a new connection at least once a second and carries on where it stopped.
 //! - ClickHouse rejects the data: the batch is split in halves until the rejected rows are isolated; the rest is
 //!   written and only rows rejected while other rows of the batch were written go to the dead-letter stream.
 //! - ClickHouse refuses every row alike (a missing column during a rolling upgrade, a broken materialized view):
@@ -20,6 +24,7 @@ use crate::sink::{Decoded, Sink, SinkError, error_code};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tidemark_shared::outage::StoreHealth;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -56,8 +61,6 @@ pub struct Recovery {
     pub max_deliveries: u64,
     /// The dead-letter stream of a shard keeps at most this many dead letters, the newest.
     pub dead_letter_max_len: u64,
-    /// Redis failing this long is logged as an ERROR (the first failure is a WARN).
-    pub redis_alert_after: Duration,
 }
 
 impl Default for Recovery {
@@ -73,8 +76,29 @@ impl Recovery {
             claim_idle: Duration::from_millis(config.claim_idle_ms),
             max_deliveries: config.max_deliveries,
             dead_letter_max_len: config.dead_letter_max_len,
-            redis_alert_after: Duration::from_secs(config.redis_alert_secs),
         }
+    }
+}
+
+/// What an engine knows of its stores, for logs, metrics and the worker's `/readyz`: Redis fails in [`run`]'s
+/// reads and acks, ClickHouse when an insert gets no answer at all (an answer with an error code means the server
+/// is up).
+#[derive(Clone)]
+pub struct Health {
+    pub redis: Arc<StoreHealth>,
+    pub clickhouse: Arc<StoreHealth>,
+}
+
+impl Health {
+    /// A store failing for `alert_after` is logged as an ERROR (the first failure is a WARN).
+    pub fn new(group: &'static str, alert_after: Duration) -> Self {
+        let store = |name| Arc::new(StoreHealth::new("worker", name, alert_after).for_group(group));
+        Self { redis: store("redis"), clickhouse: store("clickhouse") }
+    }
+
+    /// Whether both stores work, and the JSON naming each.
+    pub fn readiness(&self) -> (bool, String) {
+        tidemark_shared::outage::readiness(&[("redis", self.redis.is_up()), ("clickhouse", self.clickhouse.is_up())])
     }
 }
 
@@ -117,10 +141,20 @@ pub struct Engine<S: Sink> {
     /// Set while ClickHouse refuses every row: the next retry first tops the batch up with new entries, so a lone
     /// bad row gets neighbours to tell it apart from a refusing table.
     systemic: bool,
+    health: Health,
+    /// Asks ClickHouse whether it answers again while a retry waits; see [`Engine::with_probe`].
+    probe: Option<clickhouse::Client>,
 }
 
 /// Longest pause between two attempts to reach a failing Redis.
 const REDIS_RETRY_CAP: Duration = Duration::from_secs(1);
+
+/// How often an unreachable ClickHouse is asked whether it is back while a retry waits: the backlog resumes within
+/// about this long of the server answering, however long the back-off pause.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Longest wait for one probe's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Most jobs an entry is taken to hold when sizing reads: the hub's script files at most 64 jobs per call (one
 /// request of more makes one bigger entry). A read asks for at most `batch_size / 64` entries, so even after a
@@ -162,6 +196,8 @@ impl Retry {
 
 impl<S: Sink> Engine<S> {
     pub fn new(consumer: Consumer, sink: S, settings: EngineSettings) -> Self {
+        let alert_after = Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS);
+        let health = Health::new(sink.group(), alert_after);
         Self {
             consumer,
             sink,
@@ -173,12 +209,68 @@ impl<S: Sink> Engine<S> {
             stop: None,
             jobs_per_entry: 16.0,
             systemic: false,
+            health,
+            probe: None,
         }
     }
 
     pub fn with_recovery(mut self, recovery: Recovery) -> Self {
         self.recovery = recovery;
         self
+    }
+
+    /// Reports to `health` (shared with the worker's `/readyz`) instead of the engine's own.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Lets [`run`] ask ClickHouse (`SELECT 1`, no database needed) whether it is back while a retry after an
+    /// unanswered insert waits, and retry at once when it is. Without it the retry waits its whole back-off pause
+    /// (up to [`crate::retry::MAX_BACKOFF`]).
+    pub fn with_probe(mut self, endpoint: &tidemark_shared::clickhouse::Endpoint) -> Self {
+        let client = clickhouse::Client::default()
+            .with_url(endpoint.base_url.clone())
+            .with_user(endpoint.user.clone())
+            .with_password(endpoint.password.clone())
+            .with_validation(false);
+        self.probe = Some(client);
+        self
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Whether ClickHouse answers a trivial query now.
+    async fn clickhouse_answers(&self) -> bool {
+        let Some(client) = &self.probe else { return false };
+        let query = client.query("SELECT 1").fetch_one::<u8>();
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, query).await, Ok(Ok(1)))
+    }
+
+    /// Waits `pause` before a retry, or less: when the last attempt got no answer at all and ClickHouse answers a
+    /// probe, or when `shutdown` changes.
+    async fn pause_before_retry(&self, pause: Duration, error: &str, shutdown: &mut watch::Receiver<bool>) {
+        let deadline = Instant::now() + pause;
+        let probing = self.probe.is_some() && unanswered(error);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let nap = if probing { left.min(PROBE_EVERY) } else { left };
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = shutdown.changed() => return,
+            }
+            if probing {
+                self.health.clickhouse.check_alert();
+                if self.clickhouse_answers().await {
+                    return;
+                }
+            }
+        }
     }
 
     pub fn consumer(&mut self) -> &mut Consumer {
@@ -338,6 +430,13 @@ impl<S: Sink> Engine<S> {
         }
 
         let report = self.write_isolating(&rows).await;
+        let clickhouse_was_down = !self.health.clickhouse.is_up();
+        match &report.retry {
+            Some(Retry::Outage(error)) if unanswered(error) => self.health.clickhouse.failed(error),
+            // Any answer, even a refusal, means the server is there.
+            _ if !rows.is_empty() => self.health.clickhouse.succeeded(),
+            _ => {}
+        }
         // Per entry, its rows neither written nor rejected: an entry with none left is done.
         let mut unwritten = vec![0usize; self.in_flight.len()];
         for (row, ok) in report.written.iter().enumerate() {
@@ -407,8 +506,9 @@ impl<S: Sink> Engine<S> {
                     error
                 }
                 Retry::Outage(error) => {
-                    // First failure and then only at powers of two: an outage of hours logs a few dozen lines.
-                    if self.failures == 1 || self.failures.is_power_of_two() {
+                    // An unanswered insert is the store's outage, logged by its health. An overload: the first
+                    // failure and then only at powers of two, so hours of it log a few dozen lines.
+                    if !unanswered(&error) && (self.failures == 1 || self.failures.is_power_of_two()) {
                         tracing::warn!(
                             group,
                             entries,
@@ -428,7 +528,7 @@ impl<S: Sink> Engine<S> {
             tracing::info!(group, failures = self.failures, "ClickHouse accepts the rows again.");
             self.systemic = false;
         }
-        if self.failures > 0 {
+        if self.failures > 0 && !clickhouse_was_down {
             tracing::info!(group, failures = self.failures, "Insert succeeded after retrying.");
         }
         let outcome = Outcome::Written { rows: written, dead, skipped };
@@ -569,6 +669,13 @@ impl<S: Sink> Engine<S> {
     }
 }
 
+/// An insert error with no ClickHouse error code: the server did not answer (refused, reset, timed out, a proxy's
+/// 502). One with a code came from a live server (overloaded, or refusing) and is not helped by asking it again
+/// sooner.
+fn unanswered(error: &str) -> bool {
+    error_code(error).is_none()
+}
+
 /// Runs steps until `shutdown` turns true, then finishes the batch in flight (bounded by `grace`) and returns.
 pub async fn run<S: Sink>(
     mut engine: Engine<S>,
@@ -577,47 +684,26 @@ pub async fn run<S: Sink>(
 ) -> anyhow::Result<()> {
     engine.stop = Some(shutdown.clone());
     let group = engine.sink.group();
+    let redis = engine.health.redis.clone();
     let mut redis_failures = 0u32;
-    let mut redis_down_since: Option<Instant> = None;
-    let mut alerted = false;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let step = engine.process_batch().await;
-        if step.is_ok() && redis_failures > 0 {
-            let down_for = redis_down_since.take().map(|t| t.elapsed().as_secs_f64()).unwrap_or_default();
-            tracing::info!(group, failures = redis_failures, down_for_s = down_for, "Redis reachable again.");
-            (redis_failures, alerted) = (0, false);
+        if step.is_ok() {
+            redis.succeeded();
+            redis_failures = 0;
         }
         match step {
-            Ok(Outcome::Retrying { retry_in, .. }) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(retry_in) => {}
-                    _ = shutdown.changed() => {}
-                }
+            Ok(Outcome::Retrying { retry_in, error }) => {
+                engine.pause_before_retry(retry_in, &error, &mut shutdown).await;
             }
             Ok(_) => {}
             Err(err) => {
+                // Every step error is Redis's: ClickHouse's are outcomes.
                 redis_failures += 1;
-                metrics::counter!(m::REDIS_FAILURES, "group" => group).increment(1);
-                let since = *redis_down_since.get_or_insert_with(Instant::now);
-                if redis_failures == 1 {
-                    tracing::warn!(
-                        group,
-                        error = format!("{err:#}"),
-                        "Stream read or ack failed; reconnecting and retrying."
-                    );
-                } else if !alerted && since.elapsed() >= engine.recovery.redis_alert_after {
-                    tracing::error!(
-                        group,
-                        error = format!("{err:#}"),
-                        failures = redis_failures,
-                        down_for_s = since.elapsed().as_secs(),
-                        "Redis has been failing for a while; nothing is read or acknowledged. Still retrying."
-                    );
-                    alerted = true;
-                }
+                redis.failed(&format!("{err:#}"));
                 // Short pauses: a reconnect attempt costs Redis nothing, and a restarted Redis is read within
                 // about a second.
                 let wait = backoff(redis_failures).min(REDIS_RETRY_CAP);

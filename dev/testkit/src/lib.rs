@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 pub mod batch;
 pub mod private_clickhouse;
+pub mod private_postgres;
 pub mod private_redis;
 
 /// Where the shared local stack answers.
