@@ -10,8 +10,8 @@
 //! decimal), `v` (the visitor id the script filed it under, decimal), `u` (only when an identify linked the session
 //! to a user: that user id) and `j` (the job, encoded as its kind says). Earlier hubs wrote these, and the workers
 //! write them when they redrive a dead letter. Earlier hubs also wrote `event.v1`, an [`EventJob`] as JSON; no
-//! production code writes it any more (the test writers are behind the `test-writers` feature, which
-//! `tidemark-testkit` turns on). In both layouts the script's session, visitor and user are authoritative over the
+//! production code writes it any more (the event types derive `Serialize` because the dead-letter CLI shows a
+//! decoded job as JSON, not to write `event.v1`). In both layouts the script's session, visitor and user are authoritative over the
 //! job's own. A new layout gets a new kind, so workers of different versions can share a stream during a rolling
 //! upgrade.
 
@@ -60,8 +60,7 @@ impl JobKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     Pageview,
@@ -88,8 +87,7 @@ impl EventType {
 /// One enriched event: everything the hub knows, and nothing it must not keep (no IP address).
 /// Empty strings mean unknown, matching the ClickHouse columns' defaults. In `event.v1` JSON, empty and zero fields
 /// were left out (a reader fills in the default), so a reader must accept their absence.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct EventJob {
     pub project_id: Uuid,
     pub event_id: Uuid,
@@ -135,8 +133,7 @@ pub struct EventJob {
     pub props: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Utm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
@@ -150,8 +147,7 @@ pub struct Utm {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Geo {
     /// ISO 3166-1 alpha-2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -162,8 +158,7 @@ pub struct Geo {
     pub city: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Agent {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub browser: String,
@@ -387,7 +382,6 @@ impl EventJob {
 }
 
 /// For `skip_serializing_if`: a field at its default carries no information.
-#[cfg(any(test, feature = "test-writers"))]
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
