@@ -93,7 +93,7 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "events.totals",
         sql: "SELECT uniqExactIf(event_id, type = 'pageview') AS pageviews, uniqExact(visitor_id) AS visitors, \
-              uniqExact(session_id) AS sessions, uniqExact(event_id) AS events FROM events \
+              uniqExactIf(session_id, session_id != 0) AS sessions, uniqExact(event_id) AS events FROM events \
               WHERE project_id = toUUID(?) AND ts >= toDateTime(?, 'UTC') AND ts < toDateTime(?, 'UTC')",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "1800000000"],
     },

@@ -45,9 +45,9 @@ impl EventTable for DeviceInputRow {
     const GROUP: &'static str = GROUP_DEVICES;
 
     /// Devices do not depend on the session.
-    fn from_event(event: EventJob, _session_id: u64) -> Self {
+    fn from_event(event: EventJob, _session_id: u64) -> Option<Self> {
         let agent = Arc::unwrap_or_clone(event.agent);
-        Self {
+        Some(Self {
             project_id: event.project_id,
             device_id: device_id(&event.project_id, event.visitor_id, &agent),
             visitor_id: event.visitor_id,
@@ -57,7 +57,7 @@ impl EventTable for DeviceInputRow {
             os: agent.os,
             os_version: agent.os_version,
             device: agent.device,
-        }
+        })
     }
 }
 

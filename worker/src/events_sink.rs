@@ -53,11 +53,11 @@ impl EventTable for EventRow {
     const TABLE: &'static str = "events";
     const GROUP: &'static str = GROUP_EVENTS;
 
-    fn from_event(event: EventJob, session_id: u64) -> Self {
+    fn from_event(event: EventJob, session_id: u64) -> Option<Self> {
         let geo = Arc::unwrap_or_clone(event.geo);
         let agent = Arc::unwrap_or_clone(event.agent);
         let (prop_keys, prop_values) = event.props.into_iter().unzip();
-        Self {
+        Some(Self {
             project_id: event.project_id,
             event_id: event.event_id,
             event_type: event.event_type.as_str(),
@@ -92,7 +92,7 @@ impl EventTable for EventRow {
             duration_ms: event.duration_ms,
             prop_keys,
             prop_values,
-        }
+        })
     }
 }
 

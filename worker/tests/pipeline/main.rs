@@ -9,6 +9,7 @@ mod reconnect;
 mod refusals;
 mod restarts;
 mod scaling;
+mod session_clock;
 mod shutdown;
 mod support;
 mod visits;
