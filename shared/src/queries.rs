@@ -30,14 +30,14 @@ impl CatalogQuery {
 
 /// Columns the events worker writes, in the order of its row type.
 pub const EVENT_COLUMNS: &str = "project_id, event_id, type, name, ts, millis, received_at, visitor_id, session_id, \
-    user_id, url, host, path, title, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, \
-    utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, screen_width, \
+    user_id, url, host, path, title, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, \
+    utm_campaign, utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, screen_width, \
     duration_ms, prop_keys, prop_values";
 
 /// Columns the sessions worker writes into `session_input`, in the order of its row type.
 pub const SESSION_INPUT_COLUMNS: &str = "project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, \
-    path, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, \
-    country, region, city, browser, browser_version, os, os_version, device";
+    path, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, utm_campaign, utm_term, \
+    utm_content, country, region, city, browser, browser_version, os, os_version, device";
 
 /// Columns the devices worker writes into `device_input`, in the order of its row type.
 pub const DEVICE_INPUT_COLUMNS: &str =
@@ -62,9 +62,9 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "events.insert_shape",
         sql: "SELECT project_id, event_id, type, name, ts, millis, received_at, visitor_id, session_id, user_id, url, \
-              host, path, title, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, \
-              utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, \
-              screen_width, duration_ms, prop_keys, prop_values FROM events LIMIT 0",
+              host, path, title, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, \
+              utm_campaign, utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, \
+              device, screen_width, duration_ms, prop_keys, prop_values FROM events LIMIT 0",
         samples: &[],
     },
     CatalogQuery {
@@ -77,8 +77,9 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "sessions.insert_shape",
         sql: "SELECT project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, path, referrer, \
-              referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, country, \
-              region, city, browser, browser_version, os, os_version, device FROM session_input LIMIT 0",
+              referrer_host, referrer_source, referrer_name, utm_source, utm_medium, utm_campaign, utm_term, \
+              utm_content, country, region, city, browser, browser_version, os, os_version, device FROM session_input \
+              LIMIT 0",
         samples: &[],
     },
     CatalogQuery {
@@ -125,7 +126,7 @@ pub const CATALOG: &[CatalogQuery] = &[
               uniqExactIfMerge(interactions) AS n_interactions, n_pageviews = 1 AND n_interactions = 0 AS bounce, \
               argMinIfMerge(entry_page) AS entry_path, argMaxIfMerge(exit_page) AS exit_path, \
               argMinMerge(referrer_host) AS first_referrer_host, argMinMerge(referrer_source) AS first_source, \
-              argMinMerge(utm_source) AS first_utm_source, argMinMerge(utm_campaign) AS first_utm_campaign, \
+              argMinMerge(referrer_name) AS first_referrer_name, argMinMerge(utm_source) AS first_utm_source, argMinMerge(utm_campaign) AS first_utm_campaign, \
               argMinMerge(country) AS first_country, argMinMerge(browser) AS first_browser, \
               argMinMerge(os) AS first_os, argMinMerge(device) AS first_device FROM sessions \
               WHERE project_id = toUUID(?) GROUP BY session_id HAVING first_ms >= ? AND first_ms < ? \
@@ -160,11 +161,12 @@ pub const CATALOG: &[CatalogQuery] = &[
     },
     CatalogQuery {
         name: "sessions.sources",
-        sql: "SELECT first_source, first_referrer_host, count() AS sessions FROM (SELECT session_id, \
-              minMerge(start_ms) AS first_ms, argMinMerge(referrer_source) AS first_source, \
-              argMinMerge(referrer_host) AS first_referrer_host FROM sessions WHERE project_id = toUUID(?) \
-              GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) AS s \
-              GROUP BY first_source, first_referrer_host ORDER BY sessions DESC, first_source, first_referrer_host LIMIT ?",
+        sql: "SELECT first_source, first_referrer_name, first_referrer_host, count() AS sessions FROM (SELECT \
+              session_id, minMerge(start_ms) AS first_ms, argMinMerge(referrer_source) AS first_source, \
+              argMinMerge(referrer_name) AS first_referrer_name, argMinMerge(referrer_host) AS first_referrer_host \
+              FROM sessions WHERE project_id = toUUID(?) GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) \
+              AS s GROUP BY first_source, first_referrer_name, first_referrer_host \
+              ORDER BY sessions DESC, first_source, first_referrer_name, first_referrer_host LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
     },
     CatalogQuery {

@@ -3,6 +3,7 @@
 
 mod crashes;
 mod dead_letters;
+mod layouts;
 mod outage;
 mod reads;
 mod reconnect;

@@ -55,6 +55,7 @@ struct Session {
     exit_path: String,
     first_referrer_host: String,
     first_source: String,
+    first_referrer_name: String,
     first_utm_source: String,
     first_utm_campaign: String,
     #[allow(dead_code)]
@@ -127,7 +128,8 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
     let mut landing = ev(va, 0, PAGEVIEW, "/");
     landing.referrer = "https://news.ycombinator.com/item?id=1".into();
     landing.referrer_host = "news.ycombinator.com".into();
-    landing.referrer_source = "referral".into();
+    landing.referrer_source = "social".into();
+    landing.referrer_name = "Hacker News".into();
     landing.utm.source = "hn".into();
     landing.utm.campaign = "launch".into();
     script.push(landing);
@@ -160,7 +162,10 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
     assert_eq!((a1.first_ms, a1.last_ms, a1.duration_s), (at(0) as u64, at(90) as u64, 90));
     assert_eq!((a1.n_events, a1.n_pageviews, a1.n_interactions, a1.bounce), (4, 2, 1, 0));
     assert_eq!((a1.entry_path.as_str(), a1.exit_path.as_str()), ("/", "/pricing"));
-    assert_eq!((a1.first_referrer_host.as_str(), a1.first_source.as_str()), ("news.ycombinator.com", "referral"));
+    assert_eq!(
+        (a1.first_referrer_host.as_str(), a1.first_source.as_str(), a1.first_referrer_name.as_str()),
+        ("news.ycombinator.com", "social", "Hacker News")
+    );
     assert_eq!((a1.first_utm_source.as_str(), a1.first_utm_campaign.as_str()), ("hn", "launch"));
 
     assert_eq!((b.first_ms, b.duration_s, b.n_pageviews, b.bounce), (at(10) as u64, 1920, 3, 0));
