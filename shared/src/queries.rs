@@ -43,6 +43,10 @@ pub const SESSION_INPUT_COLUMNS: &str = "project_id, session_id, visitor_id, eve
 pub const DEVICE_INPUT_COLUMNS: &str =
     "project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms";
 
+/// Columns the users worker writes into `users_input`, in the order of its row type.
+pub const USER_INPUT_COLUMNS: &str =
+    "project_id, user_id, visitor_id, session_id, event_id, ts_ms, ord, is_identify, traits";
+
 /// The ClickHouse migration runner's ledger (see `ch_migrations`).
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS tidemark_migrations (version UInt32, name String, \
     checksum String, applied_at DateTime('UTC')) ENGINE = MergeTree() ORDER BY version";
@@ -86,6 +90,12 @@ pub const CATALOG: &[CatalogQuery] = &[
         name: "devices.insert_shape",
         sql: "SELECT project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms \
               FROM device_input LIMIT 0",
+        samples: &[],
+    },
+    CatalogQuery {
+        name: "users.insert_shape",
+        sql: "SELECT project_id, user_id, visitor_id, session_id, event_id, ts_ms, ord, is_identify, traits \
+              FROM users_input LIMIT 0",
         samples: &[],
     },
     // The app's query shapes. Each one is immune to duplicates left by redelivery: the events table is counted by
@@ -190,6 +200,17 @@ pub const CATALOG: &[CatalogQuery] = &[
               WHERE project_id = toUUID(?) GROUP BY device_id HAVING first_ms >= ? AND first_ms < ?) AS d",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
     },
+    // Identified users, most recently seen first. `traits` is the latest identify's traits as a JSON object text
+    // ('' when no identify carried any); `last_visitor` is the visitor id of the user's latest job.
+    CatalogQuery {
+        name: "users.list",
+        sql: "SELECT user_id, minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms, \
+              argMaxIfMerge(traits) AS latest_traits, argMaxMerge(last_visitor_id) AS last_visitor, \
+              uniqExactMerge(visitors) AS n_visitors, uniqExactIfMerge(sessions) AS n_sessions, \
+              uniqExactIfMerge(events) AS n_events FROM users WHERE project_id = toUUID(?) GROUP BY user_id \
+              HAVING last_ms >= ? AND first_ms < ? ORDER BY last_ms DESC, user_id LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "100"],
+    },
 ];
 
 /// A catalog query by name; the services take their SQL from here so the compatibility run checks what runs.
@@ -215,6 +236,7 @@ mod tests {
             ("events.insert_shape", EVENT_COLUMNS),
             ("sessions.insert_shape", SESSION_INPUT_COLUMNS),
             ("devices.insert_shape", DEVICE_INPUT_COLUMNS),
+            ("users.insert_shape", USER_INPUT_COLUMNS),
         ] {
             let flat: String = by_name(name).sql.split_whitespace().collect::<Vec<_>>().join(" ");
             let cols: String = columns.split_whitespace().collect::<Vec<_>>().join(" ");

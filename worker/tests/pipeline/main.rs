@@ -13,4 +13,5 @@ mod scaling;
 mod session_clock;
 mod shutdown;
 mod support;
+mod users;
 mod visits;

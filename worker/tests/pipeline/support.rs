@@ -15,6 +15,7 @@ use tidemark_worker::events_sink::EventsSink;
 use tidemark_worker::runner::{Engine, EngineSettings, Outcome, Recovery};
 use tidemark_worker::sessions_sink::SessionsSink;
 use tidemark_worker::sink::Sink;
+use tidemark_worker::users_sink::UsersSink;
 use uuid::Uuid;
 
 pub const PAGEVIEW: EventType = EventType::Pageview;
@@ -147,11 +148,12 @@ pub async fn drain<S: Sink>(engine: &mut Engine<S>) -> usize {
     }
 }
 
-/// Drains the stream through all three worker kinds.
+/// Drains the stream through all four worker kinds.
 pub async fn drain_all(env: &TestEnv) {
     drain(&mut events_engine(env, &env.ch, "t-events").await).await;
     drain(&mut engine(env, SessionsSink::new(env.ch.clone()), "t-sessions", settings(1000)).await).await;
     drain(&mut engine(env, DevicesSink::new(env.ch.clone()), "t-devices", settings(1000)).await).await;
+    drain(&mut engine(env, UsersSink::new(env.ch.clone()), "t-users", settings(1000)).await).await;
 }
 
 /// Entries delivered to `group` and not acknowledged.
@@ -269,6 +271,7 @@ pub fn spawn_worker(bin: &str, env: &TestEnv, clickhouse_url: &str, extra: &[(&s
         "worker-events" => env!("CARGO_BIN_EXE_worker-events"),
         "worker-sessions" => env!("CARGO_BIN_EXE_worker-sessions"),
         "worker-devices" => env!("CARGO_BIN_EXE_worker-devices"),
+        "worker-users" => env!("CARGO_BIN_EXE_worker-users"),
         other => panic!("no worker binary {other}"),
     };
     let mut cmd = tokio::process::Command::new(path);
