@@ -39,9 +39,9 @@ pub const SESSION_INPUT_COLUMNS: &str = "project_id, session_id, visitor_id, eve
     path, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, utm_campaign, utm_term, \
     utm_content, country, region, city, browser, browser_version, os, os_version, device";
 
-/// Columns the devices worker writes into `device_input`, in the order of its row type.
-pub const DEVICE_INPUT_COLUMNS: &str =
-    "project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms";
+/// Columns the devices worker writes into `device_input_v2`, in the order of its row type.
+pub const DEVICE_INPUT_COLUMNS: &str = "project_id, device_id, identity, user_id, visitor_id, browser, browser_version, \
+    os, os_version, device, ts_ms, ord";
 
 /// Columns the users worker writes into `users_input`, in the order of its row type.
 pub const USER_INPUT_COLUMNS: &str =
@@ -88,8 +88,8 @@ pub const CATALOG: &[CatalogQuery] = &[
     },
     CatalogQuery {
         name: "devices.insert_shape",
-        sql: "SELECT project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms \
-              FROM device_input LIMIT 0",
+        sql: "SELECT project_id, device_id, identity, user_id, visitor_id, browser, browser_version, os, os_version, \
+              device, ts_ms, ord FROM device_input_v2 LIMIT 0",
         samples: &[],
     },
     CatalogQuery {
@@ -179,25 +179,42 @@ pub const CATALOG: &[CatalogQuery] = &[
               ORDER BY sessions DESC, first_source, first_referrer_name, first_referrer_host LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
     },
+    // Devices (`devices_v2`): a device is a (browser, OS, device type) under one identity, `user`, `anonymous` or
+    // `daily` (see docs/CLICKHOUSE.md). Only `user` and `anonymous` devices can be followed across days.
     CatalogQuery {
         name: "devices.list",
-        sql: "SELECT device_id, visitor_id, browser, browser_version, os, os_version, device, \
-              minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices \
-              WHERE project_id = toUUID(?) GROUP BY device_id, visitor_id, browser, browser_version, os, os_version, \
-              device ORDER BY first_ms, device_id LIMIT ?",
+        sql: "SELECT device_id, identity, user_id, argMaxMerge(visitor_id) AS last_visitor, browser, \
+              argMaxMerge(browser_version) AS last_browser_version, os, argMaxMerge(os_version) AS last_os_version, \
+              device, minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) GROUP BY device_id, identity, user_id, browser, os, device \
+              ORDER BY first_ms, device_id LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "100"],
     },
+    // Devices seen in the range (any identity), by device type.
     CatalogQuery {
         name: "devices.by_type",
         sql: "SELECT device, count() AS n_devices FROM (SELECT device_id, device, minMerge(first_seen_ms) AS first_ms, \
-              maxMerge(last_seen_ms) AS last_ms FROM devices WHERE project_id = toUUID(?) GROUP BY device_id, device \
+              maxMerge(last_seen_ms) AS last_ms FROM devices_v2 WHERE project_id = toUUID(?) GROUP BY device_id, device \
               HAVING last_ms >= ? AND first_ms < ?) AS d GROUP BY device ORDER BY n_devices DESC, device",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
     },
+    // Devices seen in the range, by identity: a `daily` device is one browser on one UTC day, so over a range of
+    // several days the same machine counts once a day.
+    CatalogQuery {
+        name: "devices.seen",
+        sql: "SELECT identity, count() AS n_devices FROM (SELECT device_id, identity, \
+              minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) GROUP BY device_id, identity HAVING last_ms >= ? AND first_ms < ?) AS d \
+              GROUP BY identity ORDER BY identity",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
+    // New devices: first seen in the range, counted only for identities that outlive a day. A `daily` device is
+    // new every day by construction, so counting it would call every returning cookieless visitor new.
     CatalogQuery {
         name: "devices.new",
-        sql: "SELECT count() AS n_devices FROM (SELECT device_id, minMerge(first_seen_ms) AS first_ms FROM devices \
-              WHERE project_id = toUUID(?) GROUP BY device_id HAVING first_ms >= ? AND first_ms < ?) AS d",
+        sql: "SELECT count() AS n_devices FROM (SELECT device_id, minMerge(first_seen_ms) AS first_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) AND identity != 'daily' GROUP BY device_id \
+              HAVING first_ms >= ? AND first_ms < ?) AS d",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
     },
     // Identified users, most recently seen first. `traits` is the latest identify's traits as a JSON object text

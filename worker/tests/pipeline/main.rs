@@ -3,6 +3,7 @@
 
 mod crashes;
 mod dead_letters;
+mod devices;
 mod layouts;
 mod outage;
 mod reads;

@@ -182,6 +182,7 @@ pub struct Answers {
     pub sessions: u64,
     pub bounces: u64,
     pub avg_duration_s: f64,
+    /// Devices seen (any identity).
     pub devices: u64,
 }
 
@@ -229,15 +230,16 @@ pub async fn answers(ch: &ClickHouse, project: Uuid) -> Answers {
         .fetch_one()
         .await
         .expect("sessions.summary");
-    let devices: u64 = ch
+    let by_identity: Vec<(String, u64)> = ch
         .client
-        .query(by_name("devices.new").sql)
+        .query(by_name("devices.seen").sql)
         .bind(&p)
         .bind(0u64)
         .bind(u64::MAX)
-        .fetch_one()
+        .fetch_all()
         .await
-        .expect("devices.new");
+        .expect("devices.seen");
+    let devices = by_identity.iter().map(|(_, n)| n).sum();
     Answers { events, pageviews, visitors, sessions_from_events, sessions, bounces, avg_duration_s, devices }
 }
 
