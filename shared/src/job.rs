@@ -65,8 +65,7 @@ impl JobKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     Pageview,
@@ -90,11 +89,11 @@ impl EventType {
     }
 }
 
-/// One enriched event: everything the hub knows, and nothing it must not keep (no IP address).
+/// One enriched event: everything the hub knows, and nothing it must not keep (no IP address). Serializes as the
+/// `event.v1` JSON, which `worker dead-letters list` prints.
 /// Empty strings mean unknown, matching the ClickHouse columns' defaults. In `event.v1` JSON, empty and zero fields
 /// were left out (a reader fills in the default), so a reader must accept their absence.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventJob {
     pub project_id: Uuid,
     pub event_id: Uuid,
@@ -146,8 +145,7 @@ pub struct EventJob {
     pub props: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Utm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
@@ -161,8 +159,7 @@ pub struct Utm {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Geo {
     /// ISO 3166-1 alpha-2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -173,8 +170,7 @@ pub struct Geo {
     pub city: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub browser: String,
@@ -190,8 +186,7 @@ pub struct Agent {
 }
 
 /// Where an event's visitor id comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(any(test, feature = "test-writers"), derive(Serialize))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VisitorKind {
     /// The cookieless id: a salted hash of (project, IP, user agent) under the day's salt, so it lives one UTC
@@ -575,7 +570,6 @@ impl EventJob {
 }
 
 /// For `skip_serializing_if`: a field at its default carries no information.
-#[cfg(any(test, feature = "test-writers"))]
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
