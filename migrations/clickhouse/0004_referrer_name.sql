@@ -14,8 +14,8 @@ ALTER TABLE sessions ADD COLUMN referrer_name AggregateFunction(argMin, String, 
 -- 18.16 cannot alter a view's query, so the sessions view is replaced: the new one first, then the old one dropped.
 -- While both exist, each insert into `session_input` feeds both and lands in `sessions` twice. Every state is
 -- idempotent (min, max, argMin/argMax over a total order, uniqExact of event ids), so the second copy changes no
--- answer: rows fed to both views count once. Rows the old view wrote have an empty `referrer_name` state, which
--- merges as "no name".
+-- answer: rows fed to both views count once. Rows the old view wrote have an empty `referrer_name` state (no value
+-- at all), so a session that spans the upgrade takes its name from its first event written after it.
 CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_mv_v2 TO sessions
 AS SELECT
     project_id,
