@@ -41,6 +41,7 @@ start hub "$BIN/hub"
 start worker-events "$BIN/worker-events"
 start worker-sessions "$BIN/worker-sessions"
 start worker-devices "$BIN/worker-devices"
+start worker-users "$BIN/worker-users"
 start app "$BIN/app" serve
 
 wait_ready() {

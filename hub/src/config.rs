@@ -39,6 +39,8 @@ pub struct HubConfig {
     /// Query parameters that stored page URLs and referrers keep besides the UTM tags (comma-separated names; `*`
     /// keeps every parameter and the fragment). Others are cut: they carry e-mail addresses and reset tokens.
     pub url_query_allowlist: String,
+    /// A store unreachable this long is logged at ERROR (at WARN when it first fails, at INFO when it is back).
+    pub store_alert_secs: u64,
     /// HTTP worker threads; 0 means one per core. Each has its own Redis connection and enqueue writer.
     pub hub_threads: usize,
     /// Comma-separated `.mmdb` paths (GeoIP2 or ip-location-db schema); empty disables geo.
@@ -71,6 +73,7 @@ impl Default for HubConfig {
             token_lookups_per_sec: 200,
             max_event_age_secs: 24 * 3600,
             url_query_allowlist: crate::url_parts::DEFAULT_QUERY_ALLOWLIST.into(),
+            store_alert_secs: tidemark_shared::outage::DEFAULT_ALERT_SECS,
             hub_threads: 0,
             geo_database: String::new(),
             trusted_proxies: String::new(),

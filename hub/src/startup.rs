@@ -37,7 +37,7 @@ pub async fn build(config: HubConfig, listener: TcpListener) -> anyhow::Result<H
     let keys = Keys::new(config.key_prefix.clone(), config.stream_shards);
     // The recorder first: the stores' gauges register with it.
     crate::metrics::handle();
-    let alert_after = Duration::from_secs(tidemark_shared::outage::DEFAULT_ALERT_SECS);
+    let alert_after = Duration::from_secs(config.store_alert_secs);
     let redis_health = Arc::new(StoreHealth::new("hub", "redis", alert_after));
     let postgres_health = Arc::new(StoreHealth::new("hub", "postgres", alert_after));
     let state = web::Data::new(IngestState {

@@ -164,6 +164,11 @@ async fn a_pageview_is_queued_enriched() {
     );
     assert_eq!(row.title, "Pricing");
     assert_eq!((row.referrer_host.as_str(), row.referrer_source.as_str()), ("news.ycombinator.com", "social"));
+    assert_eq!(
+        (row.referrer_name.as_str(), row.visitor_kind),
+        ("Hacker News", tidemark_shared::job::VisitorKind::Daily)
+    );
+    assert_eq!(job.kind, tidemark_shared::job::JobKind::EventV3);
     assert_eq!((row.utm.source.as_str(), row.utm.campaign.as_str()), ("newsletter", "fall"));
     assert_eq!(row.props.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["plan", "seats"]);
     assert_eq!(row.props.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(), vec!["pro", "3"]);

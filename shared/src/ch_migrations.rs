@@ -75,6 +75,22 @@ fn push_statement(statements: &mut Vec<String>, raw: &str) {
     }
 }
 
+/// 18.16 has no `ADD COLUMN IF NOT EXISTS`: when an `ADD COLUMN` finds its column there (an earlier run of the same
+/// file stopped after it), the statement's outcome is already in place. Both versions word the error alike (18.16
+/// with code 44, current versions 15). `scripts/ch_compat.py` applies the same rule.
+pub fn column_already_added(statement: &str, error: &str) -> bool {
+    let code: String = statement
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    code.starts_with("ALTER TABLE")
+        && code.contains(" ADD COLUMN ")
+        && error.contains("column with this name already exists")
+}
+
 #[derive(Debug, Deserialize, clickhouse::Row)]
 struct Applied {
     version: u32,
@@ -104,11 +120,12 @@ pub async fn migrate(ch: &ClickHouse) -> anyhow::Result<Vec<&'static str>> {
             continue;
         }
         for (i, statement) in migration.statements().iter().enumerate() {
-            ch.client
-                .query(statement)
-                .execute()
-                .await
-                .with_context(|| format!("ClickHouse migration {} statement {}", migration.name, i + 1))?;
+            match ch.client.query(statement).execute().await {
+                Err(e) if column_already_added(statement, &e.to_string()) => {}
+                result => {
+                    result.with_context(|| format!("ClickHouse migration {} statement {}", migration.name, i + 1))?
+                }
+            }
         }
         ch.client
             .query(crate::queries::by_name("migrations.ledger_record").sql)
@@ -127,6 +144,20 @@ pub async fn migrate(ch: &ClickHouse) -> anyhow::Result<Vec<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_added_column_found_present_counts_as_done() {
+        let add = "-- why\nALTER TABLE events\n    ADD COLUMN referrer_name String AFTER referrer_source";
+        let present = "Code: 44, e.displayText() = DB::Exception: Cannot add column referrer_name: column with this name \
+                       already exists";
+        assert!(column_already_added(add, present));
+        assert!(column_already_added(
+            add,
+            "Code: 15. DB::Exception: Cannot add column `x`: column with this name already exists. (DUPLICATE_COLUMN)"
+        ));
+        assert!(!column_already_added(add, "Code: 60. DB::Exception: Table events doesn't exist"));
+        assert!(!column_already_added("SELECT 'column with this name already exists'", present));
+    }
 
     #[test]
     fn splits_on_lines_ending_in_semicolons() {

@@ -11,10 +11,11 @@
 pub const GROUP_EVENTS: &str = "events";
 pub const GROUP_SESSIONS: &str = "sessions";
 pub const GROUP_DEVICES: &str = "devices";
+pub const GROUP_USERS: &str = "users";
 /// Every group that must see every entry. Entries are trimmed only once all of these processed them, so a group
 /// is listed here only when its worker exists: a listed group whose worker never runs holds the stream until the
-/// hub's `max_stream_bytes` back-pressure answers 503 (run all three worker kinds).
-pub const GROUPS: &[&str] = &[GROUP_EVENTS, GROUP_SESSIONS, GROUP_DEVICES];
+/// hub's `max_stream_bytes` back-pressure answers 503 (run all four worker kinds).
+pub const GROUPS: &[&str] = &[GROUP_EVENTS, GROUP_SESSIONS, GROUP_DEVICES, GROUP_USERS];
 
 #[derive(Debug, Clone)]
 pub struct Keys {

@@ -30,18 +30,22 @@ impl CatalogQuery {
 
 /// Columns the events worker writes, in the order of its row type.
 pub const EVENT_COLUMNS: &str = "project_id, event_id, type, name, ts, millis, received_at, visitor_id, session_id, \
-    user_id, url, host, path, title, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, \
-    utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, screen_width, \
+    user_id, url, host, path, title, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, \
+    utm_campaign, utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, screen_width, \
     duration_ms, prop_keys, prop_values";
 
 /// Columns the sessions worker writes into `session_input`, in the order of its row type.
 pub const SESSION_INPUT_COLUMNS: &str = "project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, \
-    path, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, \
-    country, region, city, browser, browser_version, os, os_version, device";
+    path, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, utm_campaign, utm_term, \
+    utm_content, country, region, city, browser, browser_version, os, os_version, device";
 
-/// Columns the devices worker writes into `device_input`, in the order of its row type.
-pub const DEVICE_INPUT_COLUMNS: &str =
-    "project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms";
+/// Columns the devices worker writes into `device_input_v2`, in the order of its row type.
+pub const DEVICE_INPUT_COLUMNS: &str = "project_id, device_id, identity, user_id, visitor_id, browser, browser_version, \
+    os, os_version, device, ts_ms, ord";
+
+/// Columns the users worker writes into `users_input`, in the order of its row type.
+pub const USER_INPUT_COLUMNS: &str =
+    "project_id, user_id, visitor_id, session_id, event_id, ts_ms, ord, is_identify, traits";
 
 /// The ClickHouse migration runner's ledger (see `ch_migrations`).
 pub const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS tidemark_migrations (version UInt32, name String, \
@@ -62,9 +66,9 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "events.insert_shape",
         sql: "SELECT project_id, event_id, type, name, ts, millis, received_at, visitor_id, session_id, user_id, url, \
-              host, path, title, referrer, referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, \
-              utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, device, \
-              screen_width, duration_ms, prop_keys, prop_values FROM events LIMIT 0",
+              host, path, title, referrer, referrer_host, referrer_source, referrer_name, utm_source, utm_medium, \
+              utm_campaign, utm_term, utm_content, country, region, city, browser, browser_version, os, os_version, \
+              device, screen_width, duration_ms, prop_keys, prop_values FROM events LIMIT 0",
         samples: &[],
     },
     CatalogQuery {
@@ -77,14 +81,21 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "sessions.insert_shape",
         sql: "SELECT project_id, session_id, visitor_id, event_id, type, ts_ms, ord, user_id, host, path, referrer, \
-              referrer_host, referrer_source, utm_source, utm_medium, utm_campaign, utm_term, utm_content, country, \
-              region, city, browser, browser_version, os, os_version, device FROM session_input LIMIT 0",
+              referrer_host, referrer_source, referrer_name, utm_source, utm_medium, utm_campaign, utm_term, \
+              utm_content, country, region, city, browser, browser_version, os, os_version, device FROM session_input \
+              LIMIT 0",
         samples: &[],
     },
     CatalogQuery {
         name: "devices.insert_shape",
-        sql: "SELECT project_id, device_id, visitor_id, browser, browser_version, os, os_version, device, ts_ms \
-              FROM device_input LIMIT 0",
+        sql: "SELECT project_id, device_id, identity, user_id, visitor_id, browser, browser_version, os, os_version, \
+              device, ts_ms, ord FROM device_input_v2 LIMIT 0",
+        samples: &[],
+    },
+    CatalogQuery {
+        name: "users.insert_shape",
+        sql: "SELECT project_id, user_id, visitor_id, session_id, event_id, ts_ms, ord, is_identify, traits \
+              FROM users_input LIMIT 0",
         samples: &[],
     },
     // The app's query shapes. Each one is immune to duplicates left by redelivery: the events table is counted by
@@ -93,7 +104,7 @@ pub const CATALOG: &[CatalogQuery] = &[
     CatalogQuery {
         name: "events.totals",
         sql: "SELECT uniqExactIf(event_id, type = 'pageview') AS pageviews, uniqExact(visitor_id) AS visitors, \
-              uniqExact(session_id) AS sessions, uniqExact(event_id) AS events FROM events \
+              uniqExactIf(session_id, session_id != 0) AS sessions, uniqExact(event_id) AS events FROM events \
               WHERE project_id = toUUID(?) AND ts >= toDateTime(?, 'UTC') AND ts < toDateTime(?, 'UTC')",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000", "1800000000"],
     },
@@ -125,7 +136,7 @@ pub const CATALOG: &[CatalogQuery] = &[
               uniqExactIfMerge(interactions) AS n_interactions, n_pageviews = 1 AND n_interactions = 0 AS bounce, \
               argMinIfMerge(entry_page) AS entry_path, argMaxIfMerge(exit_page) AS exit_path, \
               argMinMerge(referrer_host) AS first_referrer_host, argMinMerge(referrer_source) AS first_source, \
-              argMinMerge(utm_source) AS first_utm_source, argMinMerge(utm_campaign) AS first_utm_campaign, \
+              argMinMerge(referrer_name) AS first_referrer_name, argMinMerge(utm_source) AS first_utm_source, argMinMerge(utm_campaign) AS first_utm_campaign, \
               argMinMerge(country) AS first_country, argMinMerge(browser) AS first_browser, \
               argMinMerge(os) AS first_os, argMinMerge(device) AS first_device FROM sessions \
               WHERE project_id = toUUID(?) GROUP BY session_id HAVING first_ms >= ? AND first_ms < ? \
@@ -160,33 +171,62 @@ pub const CATALOG: &[CatalogQuery] = &[
     },
     CatalogQuery {
         name: "sessions.sources",
-        sql: "SELECT first_source, first_referrer_host, count() AS sessions FROM (SELECT session_id, \
-              minMerge(start_ms) AS first_ms, argMinMerge(referrer_source) AS first_source, \
-              argMinMerge(referrer_host) AS first_referrer_host FROM sessions WHERE project_id = toUUID(?) \
-              GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) AS s \
-              GROUP BY first_source, first_referrer_host ORDER BY sessions DESC, first_source, first_referrer_host LIMIT ?",
+        sql: "SELECT first_source, first_referrer_name, first_referrer_host, count() AS sessions FROM (SELECT \
+              session_id, minMerge(start_ms) AS first_ms, argMinMerge(referrer_source) AS first_source, \
+              argMinMerge(referrer_name) AS first_referrer_name, argMinMerge(referrer_host) AS first_referrer_host \
+              FROM sessions WHERE project_id = toUUID(?) GROUP BY session_id HAVING first_ms >= ? AND first_ms < ?) \
+              AS s GROUP BY first_source, first_referrer_name, first_referrer_host \
+              ORDER BY sessions DESC, first_source, first_referrer_name, first_referrer_host LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "10"],
     },
+    // Devices (`devices_v2`): a device is a (browser, OS, device type) under one identity, `user`, `anonymous` or
+    // `daily` (see docs/CLICKHOUSE.md). Only `user` and `anonymous` devices can be followed across days.
     CatalogQuery {
         name: "devices.list",
-        sql: "SELECT device_id, visitor_id, browser, browser_version, os, os_version, device, \
-              minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices \
-              WHERE project_id = toUUID(?) GROUP BY device_id, visitor_id, browser, browser_version, os, os_version, \
-              device ORDER BY first_ms, device_id LIMIT ?",
+        sql: "SELECT device_id, identity, user_id, argMaxMerge(visitor_id) AS last_visitor, browser, \
+              argMaxMerge(browser_version) AS last_browser_version, os, argMaxMerge(os_version) AS last_os_version, \
+              device, minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) GROUP BY device_id, identity, user_id, browser, os, device \
+              ORDER BY first_ms, device_id LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "100"],
     },
+    // Devices seen in the range (any identity), by device type.
     CatalogQuery {
         name: "devices.by_type",
         sql: "SELECT device, count() AS n_devices FROM (SELECT device_id, device, minMerge(first_seen_ms) AS first_ms, \
-              maxMerge(last_seen_ms) AS last_ms FROM devices WHERE project_id = toUUID(?) GROUP BY device_id, device \
+              maxMerge(last_seen_ms) AS last_ms FROM devices_v2 WHERE project_id = toUUID(?) GROUP BY device_id, device \
               HAVING last_ms >= ? AND first_ms < ?) AS d GROUP BY device ORDER BY n_devices DESC, device",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
     },
+    // Devices seen in the range, by identity: a `daily` device is one browser on one UTC day, so over a range of
+    // several days the same machine counts once a day.
+    CatalogQuery {
+        name: "devices.seen",
+        sql: "SELECT identity, count() AS n_devices FROM (SELECT device_id, identity, \
+              minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) GROUP BY device_id, identity HAVING last_ms >= ? AND first_ms < ?) AS d \
+              GROUP BY identity ORDER BY identity",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
+    // New devices: first seen in the range, counted only for identities that outlive a day. A `daily` device is
+    // new every day by construction, so counting it would call every returning cookieless visitor new.
     CatalogQuery {
         name: "devices.new",
-        sql: "SELECT count() AS n_devices FROM (SELECT device_id, minMerge(first_seen_ms) AS first_ms FROM devices \
-              WHERE project_id = toUUID(?) GROUP BY device_id HAVING first_ms >= ? AND first_ms < ?) AS d",
+        sql: "SELECT count() AS n_devices FROM (SELECT device_id, minMerge(first_seen_ms) AS first_ms FROM devices_v2 \
+              WHERE project_id = toUUID(?) AND identity != 'daily' GROUP BY device_id \
+              HAVING first_ms >= ? AND first_ms < ?) AS d",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000"],
+    },
+    // Identified users, most recently seen first. `traits` is the latest identify's traits as a JSON object text
+    // ('' when no identify carried any); `last_visitor` is the visitor id of the user's latest job.
+    CatalogQuery {
+        name: "users.list",
+        sql: "SELECT user_id, minMerge(first_seen_ms) AS first_ms, maxMerge(last_seen_ms) AS last_ms, \
+              argMaxIfMerge(traits) AS latest_traits, argMaxMerge(last_visitor_id) AS last_visitor, \
+              uniqExactMerge(visitors) AS n_visitors, uniqExactIfMerge(sessions) AS n_sessions, \
+              uniqExactIfMerge(events) AS n_events FROM users WHERE project_id = toUUID(?) GROUP BY user_id \
+              HAVING last_ms >= ? AND first_ms < ? ORDER BY last_ms DESC, user_id LIMIT ?",
+        samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "100"],
     },
 ];
 
@@ -213,6 +253,7 @@ mod tests {
             ("events.insert_shape", EVENT_COLUMNS),
             ("sessions.insert_shape", SESSION_INPUT_COLUMNS),
             ("devices.insert_shape", DEVICE_INPUT_COLUMNS),
+            ("users.insert_shape", USER_INPUT_COLUMNS),
         ] {
             let flat: String = by_name(name).sql.split_whitespace().collect::<Vec<_>>().join(" ");
             let cols: String = columns.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -1,5 +1,6 @@
 //! From a queued job to the event every table is fed from. A leaf: the generic table sink (`sink.rs`) and each
-//! table's row mapping (`events_sink.rs`, `sessions_sink.rs`, `devices_sink.rs`) use it, and it uses neither.
+//! table's row mapping (`events_sink.rs`, `sessions_sink.rs`, `devices_sink.rs`, `users_sink.rs`) use it, and it uses
+//! neither.
 
 use tidemark_shared::batch::JobView;
 use tidemark_shared::job::{EventJob, JobKind};

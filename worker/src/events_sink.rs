@@ -30,6 +30,7 @@ pub struct EventRow {
     pub referrer: String,
     pub referrer_host: String,
     pub referrer_source: String,
+    pub referrer_name: String,
     pub utm_source: String,
     pub utm_medium: String,
     pub utm_campaign: String,
@@ -53,11 +54,11 @@ impl EventTable for EventRow {
     const TABLE: &'static str = "events";
     const GROUP: &'static str = GROUP_EVENTS;
 
-    fn from_event(event: EventJob, session_id: u64) -> Self {
+    fn from_event(event: EventJob, session_id: u64) -> Option<Self> {
         let geo = Arc::unwrap_or_clone(event.geo);
         let agent = Arc::unwrap_or_clone(event.agent);
         let (prop_keys, prop_values) = event.props.into_iter().unzip();
-        Self {
+        Some(Self {
             project_id: event.project_id,
             event_id: event.event_id,
             event_type: event.event_type.as_str(),
@@ -75,6 +76,7 @@ impl EventTable for EventRow {
             referrer: event.referrer,
             referrer_host: event.referrer_host,
             referrer_source: event.referrer_source,
+            referrer_name: event.referrer_name,
             utm_source: event.utm.source,
             utm_medium: event.utm.medium,
             utm_campaign: event.utm.campaign,
@@ -92,7 +94,7 @@ impl EventTable for EventRow {
             duration_ms: event.duration_ms,
             prop_keys,
             prop_values,
-        }
+        })
     }
 }
 

@@ -13,6 +13,7 @@ pub mod runner;
 pub mod sessions_sink;
 pub mod sink;
 pub mod trim;
+pub mod users_sink;
 
 pub use config::WorkerConfig;
 

@@ -2,6 +2,11 @@
 //! stored there); the materialized view `sessions_mv` folds each insert into per-session aggregate states in
 //! `sessions` (AggregatingMergeTree). Every state is idempotent (min, max, argMin/argMax on a total order, exact
 //! distinct counts of event ids), so a redelivered event changes no answer, merged or not. See docs/CLICKHOUSE.md.
+//!
+//! Sessions run on the hub's clock: the ingest script slides a session's expiry on each job's arrival, so start,
+//! end, duration and the first/last order are taken from the arrival time (`received_ms`), not the client's time.
+//! A buffered batch sent late then joins its session at the moment it arrived instead of stretching the session
+//! back to when its events happened (the `events` table keeps that client time).
 
 use crate::sink::EventTable;
 use serde::Serialize;
@@ -9,6 +14,9 @@ use std::sync::Arc;
 use tidemark_shared::job::EventJob;
 use tidemark_shared::keys::GROUP_SESSIONS;
 use uuid::Uuid;
+
+/// The session id the hub files a job under when it joined no live session and may not open one.
+pub const NO_SESSION: u64 = 0;
 
 /// Field names and order match `queries::SESSION_INPUT_COLUMNS` (a test checks it).
 #[derive(Debug, Clone, Serialize, clickhouse::Row)]
@@ -21,6 +29,7 @@ pub struct SessionInputRow {
     pub event_id: Uuid,
     #[serde(rename = "type")]
     pub event_type: &'static str,
+    /// Arrival time (the hub's clock), in ms; the column keeps its first name.
     pub ts_ms: u64,
     /// Event order within the session: time, then bits of the event id, so entry and exit pages are the same
     /// whichever order parts merge in, even for two events in the same millisecond.
@@ -31,6 +40,7 @@ pub struct SessionInputRow {
     pub referrer: String,
     pub referrer_host: String,
     pub referrer_source: String,
+    pub referrer_name: String,
     pub utm_source: String,
     pub utm_medium: String,
     pub utm_campaign: String,
@@ -56,11 +66,16 @@ impl EventTable for SessionInputRow {
     const TABLE: &'static str = "session_input";
     const GROUP: &'static str = GROUP_SESSIONS;
 
-    fn from_event(event: EventJob, session_id: u64) -> Self {
+    /// Session id 0 is the hub's "no session": a page leave (or identify) whose session had expired. It belongs
+    /// to no session, and would otherwise fold with every other such job into one fake session 0.
+    fn from_event(event: EventJob, session_id: u64) -> Option<Self> {
+        if session_id == NO_SESSION {
+            return None;
+        }
         let geo = Arc::unwrap_or_clone(event.geo);
         let agent = Arc::unwrap_or_clone(event.agent);
-        let ts_ms = event.ts_ms.max(0) as u64;
-        Self {
+        let ts_ms = event.received_ms.max(0) as u64;
+        Some(Self {
             project_id: event.project_id,
             session_id,
             visitor_id: event.visitor_id,
@@ -74,6 +89,7 @@ impl EventTable for SessionInputRow {
             referrer: event.referrer,
             referrer_host: event.referrer_host,
             referrer_source: event.referrer_source,
+            referrer_name: event.referrer_name,
             utm_source: event.utm.source,
             utm_medium: event.utm.medium,
             utm_campaign: event.utm.campaign,
@@ -87,7 +103,7 @@ impl EventTable for SessionInputRow {
             os: agent.os,
             os_version: agent.os_version,
             device: agent.device,
-        }
+        })
     }
 }
 

@@ -88,11 +88,13 @@ pub trait Sink {
 }
 
 /// Writes `rows` to `table` as one insert (one block, one part per partition).
-/// A table fed with one row per event job. The worker kinds differ only in their row type, its table and group.
-pub trait EventTable: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync {
+/// A table fed with at most one row per event job. The worker kinds differ only in their row type, its table and
+/// group.
+pub trait EventTable: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync + Sized {
     const TABLE: &'static str;
     const GROUP: &'static str;
-    fn from_event(event: tidemark_shared::job::EventJob, session_id: u64) -> Self;
+    /// The event's row, or `None` when this table takes nothing of it (the job is acknowledged without a write).
+    fn from_event(event: tidemark_shared::job::EventJob, session_id: u64) -> Option<Self>;
 }
 
 /// The sink of every worker kind: decode the event job, build the kind's row, insert the batch into its table.
@@ -116,7 +118,7 @@ impl<R: EventTable> Sink for EventTableSink<R> {
 
     fn decode(&self, job: &Job<'_>) -> Decoded<R> {
         match crate::decode::decode_event(job) {
-            Ok(Some((event, session))) => Decoded::Row(R::from_event(event, session)),
+            Ok(Some((event, session))) => R::from_event(event, session).map_or(Decoded::Skip, Decoded::Row),
             Ok(None) => Decoded::Skip,
             Err(why) => Decoded::Poison(why),
         }

@@ -11,11 +11,21 @@ pub fn assign_job(assigned: &mut Vec<u8>, session: u64, visitor: u64, user: &str
 }
 
 /// The `s` and `j` fields of a batch of events, as the hub's script files them: `(event, session id)` pairs, each
-/// under the event's own visitor id.
+/// under the event's own visitor id, as `event.v3` jobs (what the hub writes).
 pub fn encode_events(events: &[(EventJob, u64)]) -> (Vec<u8>, Vec<u8>) {
+    encode_events_as(JobKind::EventV3, events)
+}
+
+/// [`encode_events`] in the layout earlier hubs wrote (`event.v2`), for tests of entries queued before an upgrade.
+pub fn encode_events_v2(events: &[(EventJob, u64)]) -> (Vec<u8>, Vec<u8>) {
+    encode_events_as(JobKind::EventV2, events)
+}
+
+fn encode_events_as(kind: JobKind, events: &[(EventJob, u64)]) -> (Vec<u8>, Vec<u8>) {
     let (mut assigned, mut frames) = (Vec::new(), Vec::new());
     for (event, session) in events {
-        frame_job(&mut frames, JobKind::EventV2.as_str(), &event.to_v2());
+        let payload = if kind == JobKind::EventV2 { event.to_v2() } else { event.to_v3() };
+        frame_job(&mut frames, kind.as_str(), &payload);
         assign_job(&mut assigned, *session, event.visitor_id, "");
     }
     (assigned, frames)

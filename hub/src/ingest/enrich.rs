@@ -14,10 +14,10 @@ use crate::tokens::Project;
 use crate::url_parts::{QueryAllowList, page_parts};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tidemark_shared::job::{Agent, EventJob, Geo, IdentifyV1, JobKind, Utm};
+use tidemark_shared::job::{Agent, EventJob, Geo, IdentifyV1, JobKind, Utm, VisitorKind};
 use url::Url;
 
-/// One `event.v2` job per event, all of one request: they share the visitor (unless an event names its anonymous
+/// One `event.v3` job per event, all of one request: they share the visitor (unless an event names its anonymous
 /// id), the place, the agent and the shard.
 pub(super) async fn event_jobs(
     state: &IngestState,
@@ -38,21 +38,23 @@ pub(super) async fn event_jobs(
     let day_start_ms = now.date_naive().and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis();
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {
-        let (visitor_today, visitor_yesterday, earliest_ms) = match &event.anonymous_id {
-            Some(anon) => (anonymous_visitor_id(&project.id, anon), None, oldest_ms),
-            None => (cookieless.today, cookieless.yesterday, oldest_ms.max(day_start_ms)),
+        let (visitor_today, visitor_yesterday, visitor_kind, earliest_ms) = match &event.anonymous_id {
+            Some(anon) => (anonymous_visitor_id(&project.id, anon), None, VisitorKind::Anonymous, oldest_ms),
+            None => (cookieless.today, cookieless.yesterday, VisitorKind::Daily, oldest_ms.max(day_start_ms)),
         };
         let opens_session = event.event_type.opens_session();
         let times = EventTimes { earliest_ms, now_ms };
-        let enriched = enrich(state, event, project, visitor_today, times, &agent, &geo);
+        let mut enriched = enrich(state, event, project, visitor_today, times, &agent, &geo);
+        // Only this loop knows which id the visitor has: the workers' devices and users need to know how long it lives.
+        enriched.visitor_kind = visitor_kind;
         jobs.push(OutgoingJob {
-            kind: JobKind::EventV2,
+            kind: JobKind::EventV3,
             shard,
             project: project.id,
             visitor_today,
             visitor_yesterday,
             session_candidate: opens_session.then(new_session_id),
-            payload: enriched.to_v2(),
+            payload: enriched.to_v3(),
             link_user: None,
         });
     }
@@ -135,6 +137,7 @@ fn enrich(
         ts_ms: times.event_time(event.ts_ms),
         received_ms: times.now_ms,
         visitor_id,
+        visitor_kind: VisitorKind::Daily,
         user_id: event.user_id,
         url: event.url.map(|u| state.query_allowlist.stored(&u)).unwrap_or_default(),
         host: page.host,
@@ -143,6 +146,7 @@ fn enrich(
         referrer,
         referrer_host: source.host,
         referrer_source: source.source_type.as_str().to_owned(),
+        referrer_name: source.name,
         utm: Utm {
             source: page.utm_source,
             medium: page.utm_medium,

@@ -49,7 +49,7 @@ enum DeadLetterCommand {
 
 #[derive(Args)]
 struct Filter {
-    /// Only dead letters of this consumer group (`events`, `sessions`, `devices`).
+    /// Only dead letters of this consumer group (`events`, `sessions`, `devices`, `users`).
     #[arg(long)]
     group: Option<String>,
     /// At most this many.

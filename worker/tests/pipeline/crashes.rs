@@ -10,7 +10,7 @@ use tidemark_worker::runner::Outcome;
 use tidemark_worker::sink::{Decoded, Sink};
 use uuid::Uuid;
 
-const KINDS: [&str; 3] = ["worker-events", "worker-sessions", "worker-devices"];
+const KINDS: [&str; 4] = ["worker-events", "worker-sessions", "worker-devices", "worker-users"];
 
 async fn all_groups_done(env: &tidemark_testkit::TestEnv) -> bool {
     let mut conn = env.redis().await;

@@ -4,6 +4,8 @@
 
 mod crashes;
 mod dead_letters;
+mod devices;
+mod layouts;
 mod outage;
 mod outages_clickhouse;
 mod outages_redis;
@@ -13,6 +15,8 @@ mod reconnect;
 mod refusals;
 mod restarts;
 mod scaling;
+mod session_clock;
 mod shutdown;
 mod support;
+mod users;
 mod visits;

@@ -15,6 +15,7 @@ use tidemark_worker::events_sink::EventsSink;
 use tidemark_worker::runner::{Engine, EngineSettings, Outcome, Recovery};
 use tidemark_worker::sessions_sink::SessionsSink;
 use tidemark_worker::sink::Sink;
+use tidemark_worker::users_sink::UsersSink;
 use uuid::Uuid;
 
 pub const PAGEVIEW: EventType = EventType::Pageview;
@@ -39,6 +40,7 @@ pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &st
         ts_ms,
         received_ms: ts_ms,
         visitor_id: visitor,
+        visitor_kind: Default::default(),
         user_id: String::new(),
         url: format!("https://shop.example{path}"),
         host: "shop.example".into(),
@@ -47,6 +49,7 @@ pub fn event(project: Uuid, visitor: u64, ts_ms: i64, kind: EventType, path: &st
         referrer: String::new(),
         referrer_host: String::new(),
         referrer_source: "direct".into(),
+        referrer_name: String::new(),
         utm: Default::default(),
         geo: Default::default(),
         agent: agent("Chrome", "Linux", "desktop"),
@@ -145,11 +148,12 @@ pub async fn drain<S: Sink>(engine: &mut Engine<S>) -> usize {
     }
 }
 
-/// Drains the stream through all three worker kinds.
+/// Drains the stream through all four worker kinds.
 pub async fn drain_all(env: &TestEnv) {
     drain(&mut events_engine(env, &env.ch, "t-events").await).await;
     drain(&mut engine(env, SessionsSink::new(env.ch.clone()), "t-sessions", settings(1000)).await).await;
     drain(&mut engine(env, DevicesSink::new(env.ch.clone()), "t-devices", settings(1000)).await).await;
+    drain(&mut engine(env, UsersSink::new(env.ch.clone()), "t-users", settings(1000)).await).await;
 }
 
 /// Entries delivered to `group` and not acknowledged.
@@ -178,6 +182,7 @@ pub struct Answers {
     pub sessions: u64,
     pub bounces: u64,
     pub avg_duration_s: f64,
+    /// Devices seen (any identity).
     pub devices: u64,
 }
 
@@ -225,15 +230,16 @@ pub async fn answers(ch: &ClickHouse, project: Uuid) -> Answers {
         .fetch_one()
         .await
         .expect("sessions.summary");
-    let devices: u64 = ch
+    let by_identity: Vec<(String, u64)> = ch
         .client
-        .query(by_name("devices.new").sql)
+        .query(by_name("devices.seen").sql)
         .bind(&p)
         .bind(0u64)
         .bind(u64::MAX)
-        .fetch_one()
+        .fetch_all()
         .await
-        .expect("devices.new");
+        .expect("devices.seen");
+    let devices = by_identity.iter().map(|(_, n)| n).sum();
     Answers { events, pageviews, visitors, sessions_from_events, sessions, bounces, avg_duration_s, devices }
 }
 
@@ -267,6 +273,7 @@ pub fn spawn_worker(bin: &str, env: &TestEnv, clickhouse_url: &str, extra: &[(&s
         "worker-events" => env!("CARGO_BIN_EXE_worker-events"),
         "worker-sessions" => env!("CARGO_BIN_EXE_worker-sessions"),
         "worker-devices" => env!("CARGO_BIN_EXE_worker-devices"),
+        "worker-users" => env!("CARGO_BIN_EXE_worker-users"),
         other => panic!("no worker binary {other}"),
     };
     let mut cmd = tokio::process::Command::new(path);

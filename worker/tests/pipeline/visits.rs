@@ -55,6 +55,7 @@ struct Session {
     exit_path: String,
     first_referrer_host: String,
     first_source: String,
+    first_referrer_name: String,
     first_utm_source: String,
     first_utm_campaign: String,
     #[allow(dead_code)]
@@ -70,11 +71,13 @@ struct Session {
 #[derive(Debug, PartialEq, serde::Deserialize, clickhouse::Row)]
 struct Device {
     device_id: u64,
-    visitor_id: u64,
+    identity: String,
+    user_id: String,
+    last_visitor: u64,
     browser: String,
-    browser_version: String,
+    last_browser_version: String,
     os: String,
-    os_version: String,
+    last_os_version: String,
     device: String,
     first_ms: u64,
     last_ms: u64,
@@ -127,7 +130,8 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
     let mut landing = ev(va, 0, PAGEVIEW, "/");
     landing.referrer = "https://news.ycombinator.com/item?id=1".into();
     landing.referrer_host = "news.ycombinator.com".into();
-    landing.referrer_source = "referral".into();
+    landing.referrer_source = "social".into();
+    landing.referrer_name = "Hacker News".into();
     landing.utm.source = "hn".into();
     landing.utm.campaign = "launch".into();
     script.push(landing);
@@ -160,7 +164,10 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
     assert_eq!((a1.first_ms, a1.last_ms, a1.duration_s), (at(0) as u64, at(90) as u64, 90));
     assert_eq!((a1.n_events, a1.n_pageviews, a1.n_interactions, a1.bounce), (4, 2, 1, 0));
     assert_eq!((a1.entry_path.as_str(), a1.exit_path.as_str()), ("/", "/pricing"));
-    assert_eq!((a1.first_referrer_host.as_str(), a1.first_source.as_str()), ("news.ycombinator.com", "referral"));
+    assert_eq!(
+        (a1.first_referrer_host.as_str(), a1.first_source.as_str(), a1.first_referrer_name.as_str()),
+        ("news.ycombinator.com", "social", "Hacker News")
+    );
     assert_eq!((a1.first_utm_source.as_str(), a1.first_utm_campaign.as_str()), ("hn", "launch"));
 
     assert_eq!((b.first_ms, b.duration_s, b.n_pageviews, b.bounce), (at(10) as u64, 1920, 3, 0));
@@ -197,7 +204,7 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
 
     // Devices: A's two sessions are one device, seen from its first to its last event; C has two.
     let device_rows = devices(&env.ch, project).await;
-    let of = |v: u64| device_rows.iter().filter(|d| d.visitor_id == v).collect::<Vec<_>>();
+    let of = |v: u64| device_rows.iter().filter(|d| d.last_visitor == v).collect::<Vec<_>>();
     assert_eq!(of(va).len(), 1, "two sessions of one browser are one device");
     assert_eq!((of(va)[0].first_ms, of(va)[0].last_ms), (at(0) as u64, at(1891) as u64));
     assert_eq!(of(vc).iter().map(|d| d.device.as_str()).collect::<Vec<_>>(), ["desktop", "mobile"]);
@@ -222,12 +229,13 @@ async fn scripted_visits_give_known_sessions_and_devices_and_redelivery_changes_
 
 /// Known answers for devices with explicit agents, written as the hub's script writes entries.
 #[tokio::test]
-async fn devices_are_one_row_per_visitor_and_agent_with_first_and_last_seen() {
+async fn devices_are_one_row_per_identity_and_agent_with_first_and_last_seen() {
     let env = tidemark_testkit::test_env().await;
     let project = Uuid::new_v4();
     let t0 = 1_750_000_000_000i64;
     let mut jobs = Vec::new();
-    // Visitor 1: ten events on one desktop browser over two sessions; then one event after a browser update.
+    // Visitor 1: ten events on one desktop browser over two sessions; then one after the browser updated itself,
+    // which is still the same device, now on version 2.
     for i in 0..10 {
         jobs.push((event(project, 1, t0 + i * 60_000, PAGEVIEW, "/"), if i < 5 { 11 } else { 12 }));
     }
@@ -243,22 +251,22 @@ async fn devices_are_one_row_per_visitor_and_agent_with_first_and_last_seen() {
     drain(&mut engine(&env, DevicesSink::new(env.ch.clone()), "d", settings(4)).await).await;
 
     let rows = devices(&env.ch, project).await;
-    let summary: Vec<(u64, &str, &str, &str, u64, u64)> = rows
+    let summary: Vec<(u64, &str, &str, &str, &str, u64, u64)> = rows
         .iter()
         .map(|d| {
-            (d.visitor_id, d.browser.as_str(), d.browser_version.as_str(), d.device.as_str(), d.first_ms, d.last_ms)
+            let (browser, version) = (d.browser.as_str(), d.last_browser_version.as_str());
+            (d.last_visitor, d.identity.as_str(), browser, version, d.device.as_str(), d.first_ms, d.last_ms)
         })
         .collect();
     let (t0u, m) = (t0 as u64, 60_000u64);
     assert_eq!(
         summary,
         vec![
-            (1, "Chrome", "1", "desktop", t0u, t0u + 9 * m),
-            (2, "Safari", "1", "mobile", t0u + 5_000, t0u + 5_000),
-            (1, "Chrome", "2", "desktop", t0u + 60 * m, t0u + 60 * m),
+            (1, "daily", "Chrome", "2", "desktop", t0u, t0u + 60 * m),
+            (2, "daily", "Safari", "1", "mobile", t0u + 5_000, t0u + 5_000),
         ]
     );
-    assert!(rows.iter().all(|d| d.os_version.is_empty() && !d.os.is_empty()));
+    assert!(rows.iter().all(|d| d.last_os_version.is_empty() && !d.os.is_empty() && d.user_id.is_empty()));
     let by_type: Vec<(String, u64)> = env
         .ch
         .client
@@ -269,9 +277,7 @@ async fn devices_are_one_row_per_visitor_and_agent_with_first_and_last_seen() {
         .fetch_all()
         .await
         .unwrap();
-    assert_eq!(by_type, vec![("desktop".to_owned(), 2), ("mobile".to_owned(), 1)]);
-    let ids: std::collections::HashSet<u64> = rows.iter().map(|d| d.device_id).collect();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(by_type, vec![("desktop".to_owned(), 1), ("mobile".to_owned(), 1)]);
 }
 
 /// Reads every entry of the stream and writes it again through all three sinks, bypassing the groups.

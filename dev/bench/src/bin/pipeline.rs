@@ -284,6 +284,7 @@ fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventJob, u64) {
         ts_ms,
         received_ms: ts_ms,
         visitor_id: visitor.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        visitor_kind: Default::default(),
         user_id: String::new(),
         url: format!("https://www.example.com{path}?utm_source=newsletter"),
         host: "example.com".into(),
@@ -292,6 +293,7 @@ fn realistic(rng: &mut impl Rng, project: Uuid, ts_ms: i64) -> (EventJob, u64) {
         referrer: "https://news.ycombinator.com/item?id=41234567".into(),
         referrer_host: "news.ycombinator.com".into(),
         referrer_source: "referral".into(),
+        referrer_name: "Hacker News".into(),
         utm: Utm { source: "newsletter".into(), ..Utm::default() },
         geo: Arc::new(Geo { country: "DE".into(), region: "BE".into(), city: "Berlin".into() }),
         agent: Arc::new(Agent {
