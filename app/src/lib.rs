@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod projects;
+pub mod query;
 pub mod setup;
 pub mod startup;
 pub mod users;
