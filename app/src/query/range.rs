@@ -31,7 +31,9 @@ pub fn resolve(range: &DateRange, tz: Tz, now: DateTime<Utc>, stats_start: Optio
     to_utc(span(range, today(tz, now), stats_start), tz)
 }
 
-/// The instants the comparison period covers.
+/// The instants the comparison period covers, computed as Plausible's `Stats.Comparisons` does: on whole local
+/// days, with a source period that ends in the future cut at today (so "this month" on the 5th compares five days).
+/// Year over year moves back 365 days, not one calendar year.
 pub fn resolve_comparison(
     range: &DateRange,
     comparison: &Comparison,
@@ -39,26 +41,34 @@ pub fn resolve_comparison(
     now: DateTime<Utc>,
     stats_start: Option<NaiveDate>,
 ) -> UtcRange {
-    let source = span(range, today(tz, now), stats_start);
-    let compared = match (&comparison.mode, source) {
-        (ComparisonMode::Custom { from, to }, _) => Span::Days(*from, *to),
-        (ComparisonMode::PreviousPeriod, Span::Days(from, to)) => {
-            let length = to - from;
-            let last = from - Duration::days(1);
-            Span::Days(last - length, last)
-        }
-        (ComparisonMode::PreviousPeriod, Span::Instants(from, to)) => {
-            let length = to - from + Duration::seconds(1);
-            Span::Instants(from - length, to - length)
-        }
-        (ComparisonMode::YearOverYear, Span::Days(from, to)) => Span::Days(year_earlier(from), year_earlier(to)),
-        (ComparisonMode::YearOverYear, Span::Instants(from, to)) => {
-            Span::Instants(year_earlier(from.date_naive()).and_time(from.time()).and_utc(), {
-                year_earlier(to.date_naive()).and_time(to.time()).and_utc()
-            })
+    let today = today(tz, now);
+    let (first, last) = match span(range, today, stats_start) {
+        Span::Days(first, last) => (first, last),
+        Span::Instants(from, to) => (from.with_timezone(&tz).date_naive(), to.with_timezone(&tz).date_naive()),
+    };
+    let (from, to) = match &comparison.mode {
+        ComparisonMode::Custom { from, to } => return to_utc(Span::Days(*from, *to), tz),
+        ComparisonMode::YearOverYear => (first - Duration::days(365), last.min(today) - Duration::days(365)),
+        ComparisonMode::PreviousPeriod => {
+            let shift = first - last.min(today) - Duration::days(1);
+            (first + shift, last.min(today) + shift)
         }
     };
-    to_utc(compared, tz)
+    let (from, to) = if comparison.match_day_of_week { match_day_of_week(from, to, first) } else { (from, to) };
+    to_utc(Span::Days(from, to), tz)
+}
+
+/// Moves the comparison so it starts on the source's weekday: to the next such day, or the previous one when the
+/// next would be the source's own first day (Plausible's rule, which is not always the nearest).
+fn match_day_of_week(from: NaiveDate, to: NaiveDate, source_first: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let wanted = source_first.weekday();
+    if from.weekday() == wanted {
+        return (from, to);
+    }
+    let ahead = i64::from((7 + wanted.num_days_from_monday() - from.weekday().num_days_from_monday()) % 7);
+    let next = from + Duration::days(ahead);
+    let new_from = if next == source_first { next - Duration::days(7) } else { next };
+    (new_from, to + (new_from - from))
 }
 
 fn today(tz: Tz, now: DateTime<Utc>) -> NaiveDate {
@@ -114,11 +124,6 @@ fn first_of_month(date: NaiveDate) -> NaiveDate {
 
 fn last_of_month(date: NaiveDate) -> NaiveDate {
     first_of_month(date).checked_add_months(Months::new(1)).map(|d| d - Duration::days(1)).unwrap_or(date)
-}
-
-/// The same day a year earlier; 29 February becomes 28 February.
-fn year_earlier(date: NaiveDate) -> NaiveDate {
-    date.checked_sub_months(Months::new(12)).unwrap_or(date)
 }
 
 #[cfg(test)]
@@ -205,31 +210,50 @@ mod tests {
     }
 
     #[test]
-    fn comparisons() {
+    fn comparisons_follow_plausible() {
         let now = utc("2021-05-05T12:30:00Z");
         let tz = chrono_tz::UTC;
-        let previous = Comparison { mode: ComparisonMode::PreviousPeriod, match_day_of_week: false };
-        let yoy = Comparison { mode: ComparisonMode::YearOverYear, match_day_of_week: false };
+        let mode = |mode| Comparison { mode, match_day_of_week: false };
+        let cases = [
+            // 7d is 28 April to 4 May; the week before it.
+            (DateRange::Last(Days(7)), mode(ComparisonMode::PreviousPeriod), "2021-04-21", "2021-04-28"),
+            // This month so far (1 to 5 May) against the five days before.
+            (DateRange::Month, mode(ComparisonMode::PreviousPeriod), "2021-04-26", "2021-05-01"),
+            // Year over year: 365 days back, the future cut at today.
+            (DateRange::Month, mode(ComparisonMode::YearOverYear), "2020-05-01", "2020-05-06"),
+            (
+                DateRange::Custom { from: d("2021-03-01"), to: d("2021-03-01") },
+                mode(ComparisonMode::YearOverYear),
+                "2020-03-01",
+                "2020-03-02",
+            ),
+            (
+                DateRange::Month,
+                mode(ComparisonMode::Custom { from: d("2020-01-01"), to: d("2020-01-31") }),
+                "2020-01-01",
+                "2020-02-01",
+            ),
+            // 28 April 2021 is a Wednesday; 365 days earlier is a Tuesday, so it moves to Wednesday 29 April 2020.
+            (
+                DateRange::Last(Days(7)),
+                Comparison { mode: ComparisonMode::YearOverYear, match_day_of_week: true },
+                "2020-04-29",
+                "2020-05-06",
+            ),
+        ];
+        for (source, comparison, start, end) in cases {
+            let want = range(&format!("{start}T00:00:00Z"), &format!("{end}T00:00:00Z"));
+            assert_eq!(resolve_comparison(&source, &comparison, tz, now, None), want, "{source:?} {comparison:?}");
+        }
+    }
+
+    #[test]
+    fn matching_the_weekday_never_lands_on_the_source_start() {
+        // Source starts Wednesday 28 April; a comparison from Tuesday 27 April would move onto the 28th, so it
+        // goes back to Wednesday 21 April instead.
         assert_eq!(
-            resolve_comparison(&DateRange::Last(Days(7)), &previous, tz, now, None),
-            range("2021-04-21T00:00:00Z", "2021-04-28T00:00:00Z")
-        );
-        assert_eq!(
-            resolve_comparison(&DateRange::Month, &yoy, tz, now, None),
-            range("2020-05-01T00:00:00Z", "2020-06-01T00:00:00Z")
-        );
-        let leap = DateRange::Custom { from: d("2024-02-29"), to: d("2024-02-29") };
-        assert_eq!(
-            resolve_comparison(&leap, &yoy, tz, now, None),
-            range("2023-02-28T00:00:00Z", "2023-03-01T00:00:00Z")
-        );
-        let custom = Comparison {
-            mode: ComparisonMode::Custom { from: d("2020-01-01"), to: d("2020-01-31") },
-            match_day_of_week: false,
-        };
-        assert_eq!(
-            resolve_comparison(&DateRange::Month, &custom, tz, now, None),
-            range("2020-01-01T00:00:00Z", "2020-02-01T00:00:00Z")
+            match_day_of_week(d("2021-04-27"), d("2021-05-03"), d("2021-04-28")),
+            (d("2021-04-21"), d("2021-04-27"))
         );
     }
 }

@@ -133,16 +133,20 @@ fn date_range(value: &Value) -> Result<DateRange, QueryError> {
 fn shorthand(s: &str) -> Option<DateRange> {
     Some(match s {
         "day" => DateRange::Day,
-        "7d" => DateRange::Last(Days(7)),
-        "28d" => DateRange::Last(Days(28)),
-        "30d" => DateRange::Last(Days(30)),
-        "91d" => DateRange::Last(Days(91)),
         "month" => DateRange::Month,
-        "6mo" => DateRange::LastMonths(6),
-        "12mo" => DateRange::LastMonths(12),
         "year" => DateRange::Year,
         "all" => DateRange::All,
-        _ => return None,
+        // `7d`, `28d`, `30d`, `91d`, `6mo`, `12mo` and, as Plausible's parser takes them, any `<n>d` up to 5000 days
+        // and `<n>mo` up to 100 months.
+        _ => {
+            let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let n: u32 = digits.parse().ok().filter(|_| !digits.starts_with(['+', '0']))?;
+            match &s[digits.len()..] {
+                "d" if (1..=5000).contains(&n) => DateRange::Last(Days(n)),
+                "mo" if (1..=100).contains(&n) => DateRange::LastMonths(n),
+                _ => return None,
+            }
+        }
     })
 }
 

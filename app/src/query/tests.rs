@@ -116,6 +116,28 @@ fn valid_requests() {
 }
 
 #[test]
+fn shorthand_ranges() {
+    let cases = [
+        ("day", DateRange::Day),
+        ("7d", DateRange::Last(Days(7))),
+        ("28d", DateRange::Last(Days(28))),
+        ("30d", DateRange::Last(Days(30))),
+        ("91d", DateRange::Last(Days(91))),
+        ("5000d", DateRange::Last(Days(5000))),
+        ("month", DateRange::Month),
+        ("3mo", DateRange::LastMonths(3)),
+        ("6mo", DateRange::LastMonths(6)),
+        ("12mo", DateRange::LastMonths(12)),
+        ("year", DateRange::Year),
+        ("all", DateRange::All),
+    ];
+    for (raw, want) in cases {
+        let q = ok(json!({"site_id": "dummy.site", "metrics": ["visitors"], "date_range": raw}));
+        assert_eq!(q.date_range, want, "{raw}");
+    }
+}
+
+#[test]
 fn the_typed_query_reads_the_request() {
     let q = ok(json!({"site_id": "9b1d0d4e-0000-4000-8000-000000000000", "metrics": ["visitors"],
         "date_range": ["2024-01-01", "2024-01-31"], "dimensions": ["event:props:plan", "time:week"],
@@ -178,6 +200,11 @@ fn invalid_requests_get_plausibles_messages() {
         ),
         (with("date_range", json!("foo")), "#/date_range: Invalid date range \"foo\""),
         (with("date_range", json!("realtime")), "#/date_range: Invalid date range \"realtime\""),
+        (with("date_range", json!("0d")), "#/date_range: Invalid date range \"0d\""),
+        (with("date_range", json!("07d")), "#/date_range: Invalid date range \"07d\""),
+        (with("date_range", json!("5001d")), "#/date_range: Invalid date range \"5001d\""),
+        (with("date_range", json!("101mo")), "#/date_range: Invalid date range \"101mo\""),
+        (with("date_range", json!("7days")), "#/date_range: Invalid date range \"7days\""),
         (with("date_range", json!(["2024-01-01"])), "#/date_range: Invalid date range [\"2024-01-01\"]"),
         (
             with("date_range", json!(["2024-02-30", "2024-03-01"])),
