@@ -53,8 +53,11 @@ pub fn from_value(value: &Value) -> Result<Query, QueryError> {
         Some(v) => dimensions(v)?,
         None => Vec::new(),
     };
+    // Plausible's parser looks inside filters only once the whole request has passed the schema, so its complaints
+    // about clauses wait until every other field's shape has been checked.
+    let mut parser_error = None;
     let filters = match object.get("filters") {
-        Some(v) => filters(v)?,
+        Some(v) => filters(v, &mut parser_error)?,
         None => Vec::new(),
     };
     let order_by = match object.get("order_by") {
@@ -69,6 +72,9 @@ pub fn from_value(value: &Value) -> Result<Query, QueryError> {
         Some(v) => pagination(v)?,
         None => Pagination::default(),
     };
+    if let Some(error) = parser_error {
+        return Err(error);
+    }
     Ok(Query { site_id, metrics, date_range, dimensions, filters, order_by, include, pagination })
 }
 
@@ -163,12 +169,12 @@ fn date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-fn filters(value: &Value) -> Result<Vec<Filter>, QueryError> {
+fn filters(value: &Value, parser_error: &mut Option<QueryError>) -> Result<Vec<Filter>, QueryError> {
     let items = array(value, "#/filters")?;
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         // The schema's `oneOf` fails at the top-level entry, so a fault anywhere inside names the whole entry.
-        match filter_tree(item)? {
+        match filter_tree(item, parser_error) {
             Some(f) => out.push(f),
             None => return Err(at(&format!("#/filters/{i}"), &format!("Invalid filter {}", inspect(item)))),
         }
@@ -176,74 +182,71 @@ fn filters(value: &Value) -> Result<Vec<Filter>, QueryError> {
     Ok(out)
 }
 
-/// `Ok(None)` for a shape the schema refuses; `Err` for the parser's own complaints about a well-shaped leaf.
-fn filter_tree(value: &Value) -> Result<Option<Filter>, QueryError> {
-    let Some(items) = value.as_array() else { return Ok(None) };
-    let Some(head) = items.first().and_then(Value::as_str) else { return Ok(None) };
+/// `None` for a shape the schema refuses. The parser's own complaints about a well-shaped leaf go to `parser_error`
+/// (the first one wins) and the leaf is still returned, so the rest of the tree gets its schema check.
+fn filter_tree(value: &Value, parser_error: &mut Option<QueryError>) -> Option<Filter> {
+    let items = value.as_array()?;
+    let head = items.first().and_then(Value::as_str)?;
     match head {
         "and" | "or" => {
-            let [_, children] = items.as_slice() else { return Ok(None) };
-            let Some(children) = children.as_array().filter(|c| !c.is_empty()) else { return Ok(None) };
-            let mut out = Vec::with_capacity(children.len());
-            for child in children {
-                match filter_tree(child)? {
-                    Some(f) => out.push(f),
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(if head == "and" { Filter::And(out) } else { Filter::Or(out) }))
+            let [_, children] = items.as_slice() else { return None };
+            let children = children.as_array().filter(|c| !c.is_empty())?;
+            let out = children.iter().map(|c| filter_tree(c, parser_error)).collect::<Option<Vec<_>>>()?;
+            Some(if head == "and" { Filter::And(out) } else { Filter::Or(out) })
         }
         "not" => {
-            let [_, child] = items.as_slice() else { return Ok(None) };
-            Ok(filter_tree(child)?.map(|f| Filter::Not(Box::new(f))))
+            let [_, child] = items.as_slice() else { return None };
+            filter_tree(child, parser_error).map(|f| Filter::Not(Box::new(f)))
         }
-        _ => leaf(value, items),
+        _ => leaf(value, items, parser_error),
     }
 }
 
-fn leaf(value: &Value, items: &[Value]) -> Result<Option<Filter>, QueryError> {
-    let Some(op) = items[0].as_str().and_then(FilterOp::parse) else { return Ok(None) };
+fn leaf(value: &Value, items: &[Value], parser_error: &mut Option<QueryError>) -> Option<Filter> {
+    let op = items[0].as_str().and_then(FilterOp::parse)?;
     // Regular-expression filters take no modifiers in the schema; the others may carry `{"case_sensitive": bool}`.
     let max_len = if op.is_regex() { 3 } else { 4 };
     if items.len() < 3 || items.len() > max_len {
-        return Ok(None);
+        return None;
     }
-    let Some(dimension) = items[1].as_str().and_then(Dimension::parse) else { return Ok(None) };
+    let dimension = items[1].as_str().and_then(Dimension::parse)?;
     if dimension.is_time() || (dimension == Dimension::EventGoal && !matches!(op, FilterOp::Is | FilterOp::Contains)) {
-        return Ok(None);
+        return None;
     }
-    let Some(raw_clauses) = items[2].as_array() else { return Ok(None) };
-    if !raw_clauses.iter().all(|c| c.is_string() || c.is_i64() || c.is_u64()) {
-        return Ok(None);
-    }
+    let raw_clauses = items[2].as_array()?;
+    let clauses = raw_clauses
+        .iter()
+        .map(|c| match c {
+            Value::String(s) => Some(Clause::Text(s.clone())),
+            // An integer past i64 passes the schema and is refused just below (`all_integers` is false for it).
+            Value::Number(n) => n.as_i64().map(Clause::Int).or_else(|| n.as_u64().map(|_| Clause::Int(i64::MAX))),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
     let case_sensitive = match items.get(3) {
         None => true,
-        Some(Value::Object(modifiers)) => match case_sensitive(modifiers) {
-            Some(flag) => flag,
-            None => return Ok(None),
-        },
-        Some(_) => return Ok(None),
+        Some(Value::Object(modifiers)) => case_sensitive(modifiers)?,
+        Some(_) => return None,
     };
 
     // Past the schema: Plausible's parser wants all strings, or all integers for `visit:city`.
-    let all_strings = raw_clauses.iter().all(Value::is_string);
+    let all_strings = clauses.iter().all(|c| matches!(c, Clause::Text(_)));
     let all_integers = raw_clauses.iter().all(Value::is_i64);
-    let clauses: Vec<Clause> = if all_strings {
-        raw_clauses.iter().filter_map(Value::as_str).map(|s| Clause::Text(s.to_owned())).collect()
-    } else if dimension == Dimension::VisitCity && all_integers {
-        raw_clauses.iter().filter_map(Value::as_i64).map(Clause::Int).collect()
-    } else {
-        return Err(QueryError::new(format!("Invalid filter '{}'.", inspect(value))));
-    };
-    if dimension == Dimension::VisitCountry
+    let readable = all_strings || (dimension == Dimension::VisitCity && all_integers);
+    let complaint = if !readable {
+        Some(QueryError::new(format!("Invalid filter '{}'.", inspect(value))))
+    } else if dimension == Dimension::VisitCountry
         && matches!(op, FilterOp::Is | FilterOp::IsNot)
         && !clauses.iter().all(|c| matches!(c, Clause::Text(s) if s.chars().count() == 2))
     {
-        return Err(QueryError::new(
-            "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.",
-        ));
+        Some(QueryError::new("Invalid visit:country filter, visit:country needs to be a valid 2-letter country code."))
+    } else {
+        None
+    };
+    if parser_error.is_none() {
+        *parser_error = complaint;
     }
-    Ok(Some(Filter::Leaf { op, dimension, clauses, case_sensitive }))
+    Some(Filter::Leaf { op, dimension, clauses, case_sensitive })
 }
 
 fn case_sensitive(modifiers: &Map<String, Value>) -> Option<bool> {

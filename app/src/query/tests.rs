@@ -282,6 +282,23 @@ fn invalid_requests_get_plausibles_messages() {
             "Invalid filter '[\"is\", \"visit:os_version\", [123]]'.",
         ),
         (
+            // The schema's complaint about a later field comes before the parser's about a clause.
+            {
+                let mut q = with("filters", json!([["is", "visit:os_version", [123]]]));
+                q["pagination"] = json!({"limit": 0});
+                q
+            },
+            "#/pagination/limit: Expected the value to be >= 1",
+        ),
+        (
+            with("filters", json!([["and", [["is", "visit:os_version", [1]], ["is", "visit:nope", ["a"]]]]])),
+            "#/filters/0: Invalid filter [\"and\", [[\"is\", \"visit:os_version\", [1]], [\"is\", \"visit:nope\", [\"a\"]]]]",
+        ),
+        (
+            with("filters", json!([["is", "visit:city", [18_446_744_073_709_551_615_u64]]])),
+            "Invalid filter '[\"is\", \"visit:city\", [18446744073709551615]]'.",
+        ),
+        (
             with("filters", json!([["is", "visit:country", ["USA"]]])),
             "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code.",
         ),
