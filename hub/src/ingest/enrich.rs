@@ -139,7 +139,7 @@ fn enrich(
         visitor_id,
         visitor_kind: VisitorKind::Daily,
         user_id: event.user_id,
-        url: event.url.map(|u| state.query_allowlist.stored(&u)).unwrap_or_default(),
+        url: event.url.map(|u| state.query_allowlist.stored(u)).unwrap_or_default(),
         host: page.host,
         path: page.path,
         title: event.title,
@@ -166,7 +166,7 @@ fn enrich(
 /// self-referral is not a referrer at all: keep neither the URL nor the host.
 fn kept_referrer(referrer: Option<Url>, source: &Source, allow: &QueryAllowList) -> String {
     match referrer {
-        Some(url) if !source.host.is_empty() => allow.stored(&url),
+        Some(url) if !source.host.is_empty() => allow.stored(url),
         _ => String::new(),
     }
 }
