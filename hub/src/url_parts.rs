@@ -75,7 +75,8 @@ impl QueryAllowList {
             return url.into();
         }
         url.set_fragment(None);
-        if url.query().is_some() {
+        // Most queries hold only campaign tags: then the URL is stored as it came, without re-encoding its query.
+        if url.query().is_some() && !url.query_pairs().all(|(k, _)| self.keeps(&k)) {
             let kept: Vec<(String, String)> = url
                 .query_pairs()
                 .filter(|(k, _)| self.keeps(k))
