@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
+use tidemark_app::auth::{keys, roles};
 use tidemark_app::{AppConfig, projects, setup, users};
 
 /// Tidemark app: admin, projects and tokens, analytics API and dashboards.
@@ -22,10 +23,20 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
-    /// Manage admin users.
+    /// Manage accounts (instance admins and project members).
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Give an account a role on a project, or take it away.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Secret API keys for scripts.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Revoke or rotate ingest tokens; running hubs forget them at once.
     Token {
@@ -66,11 +77,53 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create an admin; the password is read from standard input.
+    /// Create an account; the password is read from standard input.
     Create {
         #[arg(long)]
         email: String,
+        /// An instance admin: manages accounts and acts as owner of every project.
+        #[arg(long)]
+        admin: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Give the account a role on the project (replacing its role there); prints one JSON line.
+    Add {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: roles::Role,
+    },
+    /// Take the account off the project.
+    Remove {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<roles::Role, String> {
+    roles::Role::parse(raw).ok_or_else(|| format!("`{raw}` is not a role (owner, editor or viewer)"))
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a secret key for a project; prints one JSON line with `id` and `key` (shown only this once).
+    Create {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long, value_enum)]
+        scope: roles::Scope,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Revoke a key by id; requests with it fail at once.
+    Revoke { id: uuid::Uuid },
 }
 
 #[actix_web::main]
@@ -108,13 +161,41 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string(&project)?);
         }
-        Command::User { command: UserCommand::Create { email } } => {
+        Command::User { command: UserCommand::Create { email, admin } } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
-            let id = users::create(&pool, &email, password).await?;
-            println!("{}", serde_json::json!({ "id": id, "email": email.trim() }));
+            let id = users::create(&pool, &email, password, admin).await?;
+            println!("{}", serde_json::json!({ "id": id, "email": email.trim(), "admin": admin }));
+        }
+        Command::Member { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            match command {
+                MemberCommand::Add { project, email, role } => {
+                    let account = users::id_by_email(&pool, &email).await?;
+                    roles::grant(&pool, project, account, role).await?;
+                    println!("{}", serde_json::json!({ "project": project, "account": account, "role": role }));
+                }
+                MemberCommand::Remove { project, email } => {
+                    let account = users::id_by_email(&pool, &email).await?;
+                    let removed = roles::remove(&pool, project, account).await?;
+                    println!("{}", serde_json::json!({ "project": project, "account": account, "removed": removed }));
+                }
+            }
+        }
+        Command::Key { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            match command {
+                KeyCommand::Create { project, scope, name } => {
+                    let created = keys::create(&pool, project, scope, &name).await?;
+                    println!("{}", serde_json::to_string(&created)?);
+                }
+                KeyCommand::Revoke { id } => {
+                    let revoked = keys::revoke(&pool, id).await?;
+                    println!("{}", serde_json::json!({ "id": id, "revoked": revoked }));
+                }
+            }
         }
         Command::Token { command } => {
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;

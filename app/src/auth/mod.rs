@@ -1,0 +1,4 @@
+//! Access: who is asking (sessions, secret keys), what they may do (roles, scopes), and the login throttle.
+
+pub mod keys;
+pub mod roles;
