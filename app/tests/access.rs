@@ -110,3 +110,185 @@ async fn only_the_first_admin_comes_from_the_first_run_path() {
     assert_eq!(second, None, "the path closes once an admin exists");
     assert!(users::find_for_login(&env.pg, "second@x.test").await.unwrap().is_none());
 }
+
+mod sessions_and_login {
+    use std::time::Duration;
+    use tidemark_app::auth::login::{Outcome, login};
+    use tidemark_app::auth::sessions::{self, Lifetimes};
+    use tidemark_app::auth::throttle::Throttle;
+    use tidemark_app::users;
+    use tidemark_testkit::test_env;
+
+    const PASSWORD: &str = "a long enough password";
+
+    /// Moves a session's times into the past, as if that much time had gone by.
+    async fn age_session(pool: &sqlx::PgPool, created_secs: f64, seen_secs: f64) {
+        sqlx::query(
+            "UPDATE sessions SET created_at = now() - make_interval(secs => $1), \
+             last_seen_at = now() - make_interval(secs => $2)",
+        )
+        .bind(created_secs)
+        .bind(seen_secs)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn sessions_end_when_idle_or_too_old_and_store_no_usable_id() {
+        let env = test_env().await;
+        let account = users::create(&env.pg, "s@x.test", PASSWORD, false).await.unwrap();
+        let life = Lifetimes { idle: Duration::from_secs(600), absolute: Duration::from_secs(3600) };
+        let session = sessions::open(&env.pg, account, life).await.unwrap();
+        let live = sessions::find(&env.pg, &session.id, life).await.unwrap().expect("fresh session");
+        assert_eq!(live.account, account);
+        assert!(live.csrf_matches(&session.csrf) && !live.csrf_matches("") && !live.csrf_matches("x"));
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT id_hash FROM sessions").fetch_one(&env.pg).await.unwrap();
+        assert_ne!(stored, session.id.as_bytes(), "only a hash of the cookie is stored");
+        assert!(sessions::find(&env.pg, "not-a-session", life).await.unwrap().is_none());
+
+        age_session(&env.pg, 900.0, 500.0).await;
+        assert!(sessions::find(&env.pg, &session.id, life).await.unwrap().is_some(), "used within the idle time");
+        let seen: f64 = sqlx::query_scalar("SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM sessions")
+            .fetch_one(&env.pg)
+            .await
+            .unwrap();
+        assert!(seen < 5.0, "a use pushes the idle expiry back");
+
+        age_session(&env.pg, 900.0, 601.0).await;
+        assert!(sessions::find(&env.pg, &session.id, life).await.unwrap().is_none(), "idle expiry");
+
+        let session = sessions::open(&env.pg, account, life).await.unwrap();
+        age_session(&env.pg, 3601.0, 1.0).await;
+        assert!(sessions::find(&env.pg, &session.id, life).await.unwrap().is_none(), "absolute expiry");
+
+        let session = sessions::open(&env.pg, account, life).await.unwrap();
+        assert!(sessions::close(&env.pg, &session.id).await.unwrap());
+        assert!(sessions::find(&env.pg, &session.id, life).await.unwrap().is_none(), "closed at once");
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_an_email_whether_or_not_it_has_an_account() {
+        let env = test_env().await;
+        users::create(&env.pg, "real@x.test", PASSWORD, false).await.unwrap();
+        let throttle = Throttle::default();
+        let life = Lifetimes::default();
+        for email in ["real@x.test", "ghost@x.test"] {
+            let mut answers = Vec::new();
+            for _ in 0..5 {
+                answers.push(login(&env.pg, &throttle, life, email, "wrong password!").await.unwrap());
+            }
+            assert!(answers[..4].iter().all(|o| matches!(o, Outcome::Refused)), "{email}: {answers:?}");
+            assert!(matches!(answers[4], Outcome::Locked { .. }), "{email}: the fifth failure locks");
+            // Locked: even the right password is refused, with the same answer as for a missing account.
+            match login(&env.pg, &throttle, life, email, PASSWORD).await.unwrap() {
+                Outcome::Locked { retry_after } => {
+                    assert!(retry_after > Duration::from_secs(14 * 60) && retry_after <= Duration::from_secs(15 * 60))
+                }
+                other => panic!("{email}: {other:?}"),
+            }
+        }
+        // Another e-mail is not affected, and differently written addresses are one throttle.
+        users::create(&env.pg, "other@x.test", PASSWORD, false).await.unwrap();
+        assert!(matches!(
+            login(&env.pg, &throttle, life, " Other@X.test", PASSWORD).await.unwrap(),
+            Outcome::SignedIn { .. }
+        ));
+        assert!(matches!(
+            login(&env.pg, &throttle, life, "REAL@x.test ", PASSWORD).await.unwrap(),
+            Outcome::Locked { .. }
+        ));
+        // Fifteen minutes later the lock is gone and the right password works.
+        sqlx::query("UPDATE login_throttle SET locked_until = now() - interval '1 second'")
+            .execute(&env.pg)
+            .await
+            .unwrap();
+        assert!(matches!(
+            login(&env.pg, &throttle, life, "real@x.test", PASSWORD).await.unwrap(),
+            Outcome::SignedIn { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn failures_outside_the_window_do_not_add_up_and_success_resets() {
+        let env = test_env().await;
+        users::create(&env.pg, "w@x.test", PASSWORD, false).await.unwrap();
+        let throttle = Throttle { max_failures: 3, window: Duration::from_secs(60), lock: Duration::from_secs(60) };
+        let life = Lifetimes::default();
+        for _ in 0..2 {
+            assert!(matches!(
+                login(&env.pg, &throttle, life, "w@x.test", "wrong password!").await.unwrap(),
+                Outcome::Refused
+            ));
+        }
+        sqlx::query("UPDATE login_throttle SET window_started_at = now() - interval '61 seconds'")
+            .execute(&env.pg)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                login(&env.pg, &throttle, life, "w@x.test", "wrong password!").await.unwrap(),
+                Outcome::Refused
+            ));
+        }
+        assert!(matches!(
+            login(&env.pg, &throttle, life, "w@x.test", PASSWORD).await.unwrap(),
+            Outcome::SignedIn { .. }
+        ));
+        for _ in 0..2 {
+            assert!(matches!(
+                login(&env.pg, &throttle, life, "w@x.test", "wrong password!").await.unwrap(),
+                Outcome::Refused
+            ));
+        }
+        assert!(matches!(
+            login(&env.pg, &throttle, life, "w@x.test", "wrong password!").await.unwrap(),
+            Outcome::Locked { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_cannot_pass_the_limit() {
+        let env = test_env().await;
+        users::create(&env.pg, "p@x.test", PASSWORD, false).await.unwrap();
+        let throttle = Throttle::default();
+        let guesses = (0..12).map(|i| {
+            let pool = env.pg.clone();
+            // One of the guesses is right: with the limit enforced before checking, it may or may not be among
+            // the five that get checked, but never more than five are.
+            let password = if i == 11 { PASSWORD.to_owned() } else { format!("wrong password {i}") };
+            tokio::spawn(
+                async move { login(&pool, &throttle, Lifetimes::default(), "p@x.test", &password).await.unwrap() },
+            )
+        });
+        let mut locked = 0;
+        for guess in guesses.collect::<Vec<_>>() {
+            if matches!(guess.await.unwrap(), Outcome::Locked { .. }) {
+                locked += 1;
+            }
+        }
+        assert!(locked >= 7, "at most five passwords were checked, {locked} locked answers");
+    }
+
+    #[tokio::test]
+    async fn unknown_emails_cost_about_as_much_as_wrong_passwords() {
+        let env = test_env().await;
+        users::create(&env.pg, "t@x.test", PASSWORD, false).await.unwrap();
+        let throttle = Throttle { max_failures: 100, ..Throttle::default() };
+        let life = Lifetimes::default();
+        // Warm up (the dummy hash is computed once).
+        login(&env.pg, &throttle, life, "nobody@x.test", "wrong password!").await.unwrap();
+        // Alternate the two so that load from other tests falls on both alike.
+        let (mut known, mut unknown) = (0.0, 0.0);
+        for _ in 0..4 {
+            for (email, total) in [("t@x.test", &mut known), ("nobody@x.test", &mut unknown)] {
+                let start = std::time::Instant::now();
+                let outcome = login(&env.pg, &throttle, life, email, "wrong password!").await.unwrap();
+                *total += start.elapsed().as_secs_f64();
+                assert!(matches!(outcome, Outcome::Refused), "{email}: {outcome:?}");
+            }
+        }
+        let ratio = known / unknown;
+        assert!((0.5..2.0).contains(&ratio), "known {known:.3}s, unknown {unknown:.3}s");
+    }
+}
