@@ -142,7 +142,9 @@ async fn main() -> anyhow::Result<()> {
             let listener = std::net::TcpListener::bind(&config.app_listen)
                 .with_context(|| format!("binding app_listen {}", config.app_listen))?;
             tracing::info!(listen = config.app_listen, "App listening.");
-            tidemark_app::startup::build(listener)?.server.await?;
+            let app = tidemark_app::startup::build(&config, listener)?;
+            announce_first_run(&config).await;
+            app.server.await?;
         }
         Command::Migrate => {
             let applied = setup::migrate(&config).await?;
@@ -223,4 +225,21 @@ async fn main() -> anyhow::Result<()> {
         Command::SqlCatalog => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// The first-run hint: while no admin exists, say how to create one (in the log `just up` shows).
+async fn announce_first_run(config: &AppConfig) {
+    let check = async {
+        let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 1).await?;
+        users::any_admin(&pool).await
+    };
+    match check.await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            url = format!("{}/api/v1/setup", config.app_public_url.trim_end_matches('/')),
+            "No admin account yet. Create the first one with `echo 'PASSWORD' | app user create --email E --admin`, \
+             or POST {{\"email\",\"password\"}} to the setup URL (it closes once an admin exists)."
+        ),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not check for an admin account."),
+    }
 }

@@ -1,0 +1,199 @@
+//! Accounts and access over HTTP: first-run setup, sign-in and sign-out, who am I, a project's settings and its
+//! secret keys. Every project endpoint goes through `roles::authorize`.
+
+use crate::api_error::ApiError;
+use crate::auth::caller::{AccessState, Caller, session_clear_cookie, session_set_cookie};
+use crate::auth::login::{self, Outcome};
+use crate::auth::roles::{self, Action, Principal, Scope};
+use crate::auth::throttle::Throttle;
+use crate::auth::{keys, sessions};
+use crate::{projects, users};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
+        let problem = err.to_string();
+        ApiError::BadInput { field: field_named_in(&problem).unwrap_or("body").to_owned(), problem }.into()
+    }))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::BadInput { field: "path".into(), problem: format!("{err}") }.into()),
+    )
+    .route("/api/v1/setup", web::get().to(setup_status))
+    .route("/api/v1/setup", web::post().to(setup))
+    .route("/api/v1/login", web::post().to(login))
+    .route("/api/v1/logout", web::post().to(logout))
+    .route("/api/v1/me", web::get().to(me))
+    .route("/api/v1/projects/{id}", web::get().to(project_get))
+    .route("/api/v1/projects/{id}", web::patch().to(project_update))
+    .route("/api/v1/projects/{id}/keys", web::get().to(keys_list))
+    .route("/api/v1/projects/{id}/keys", web::post().to(key_create))
+    .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke));
+}
+
+/// The field serde names in "missing field `x`", "unknown field `x`" or "unknown variant ... for `x`".
+fn field_named_in(problem: &str) -> Option<&str> {
+    let (_, rest) = problem.split_once("field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, ApiError> {
+    let needed = !users::any_admin(&state.pool).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "needed": needed })))
+}
+
+/// The first-run path: creates the very first admin, and answers 403 once any admin exists.
+async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    let email = body.email.trim();
+    if !email.contains('@') || email.len() > 320 {
+        return Err(ApiError::BadInput { field: "email".into(), problem: "not an e-mail address".into() });
+    }
+    let chars = body.password.chars().count();
+    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
+        return Err(ApiError::BadInput {
+            field: "password".into(),
+            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
+        });
+    }
+    match users::create_first_admin(&state.pool, email, &body.password).await? {
+        Some(id) => Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "email": email, "is_admin": true }))),
+        None => Err(ApiError::Forbidden),
+    }
+}
+
+async fn login(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    match login::login(&state.pool, &Throttle::default(), state.lifetimes, &body.email, &body.password).await? {
+        Outcome::SignedIn { account, session } => Ok(HttpResponse::Ok()
+            .insert_header(("Set-Cookie", session_set_cookie(&session.id, &state)))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({ "account": account, "csrf_token": session.csrf }))),
+        Outcome::Refused => Err(ApiError::LoginRefused),
+        Outcome::Locked { retry_after } => Err(ApiError::Locked { retry_after }),
+    }
+}
+
+async fn logout(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let Some((id, _)) = caller.session else {
+        return Err(ApiError::BadInput { field: "Authorization".into(), problem: "API keys have no session".into() });
+    };
+    sessions::close(&state.pool, &id).await?;
+    Ok(HttpResponse::NoContent().insert_header(("Set-Cookie", session_clear_cookie(&state))).finish())
+}
+
+async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    match (&caller.principal, &caller.session) {
+        (Principal::Account { id, .. }, Some((_, csrf))) => {
+            let account = users::get(&state.pool, *id).await?.ok_or(ApiError::Unauthenticated)?;
+            Ok(HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(serde_json::json!({ "account": account, "csrf_token": csrf })))
+        }
+        (Principal::Key { id, project, scope }, _) => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "key": { "id": id, "project": project, "scope": scope } })))
+        }
+        (Principal::Account { .. }, None) => Err(ApiError::Unauthenticated),
+    }
+}
+
+async fn allow(state: &AccessState, caller: &Caller, project: Uuid, action: Action) -> Result<(), ApiError> {
+    roles::authorize(&state.pool, &caller.principal, project, action).await?.map_err(ApiError::from)
+}
+
+async fn project_get(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::Read).await?;
+    let settings = projects::get(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsChange {
+    name: Option<String>,
+    timezone: Option<String>,
+}
+
+async fn project_update(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<SettingsChange>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::EditSettings).await?;
+    if let Some(name) = &body.name
+        && (name.trim().is_empty() || name.trim().len() > 200)
+    {
+        return Err(ApiError::BadInput { field: "name".into(), problem: "must be 1 to 200 characters".into() });
+    }
+    let timezone = match &body.timezone {
+        Some(raw) => Some(
+            projects::known_timezone(&state.pool, raw)
+                .await
+                .map_err(|e| ApiError::BadInput { field: "timezone".into(), problem: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let settings = projects::update(&state.pool, project, body.name.as_deref(), timezone.as_deref())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+async fn keys_list(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    Ok(HttpResponse::Ok().json(keys::list(&state.pool, project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    scope: Scope,
+    #[serde(default)]
+    name: String,
+}
+
+async fn key_create(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    if body.name.trim().len() > 200 {
+        return Err(ApiError::BadInput { field: "name".into(), problem: "must be at most 200 characters".into() });
+    }
+    let created = keys::create(&state.pool, project, body.scope, &body.name).await?;
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
+}
+
+async fn key_revoke(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, key) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    if !keys::revoke_in_project(&state.pool, project, key).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
