@@ -4,7 +4,7 @@
 use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller, session_clear_cookie, session_set_cookie};
 use crate::auth::login::{self, Outcome};
-use crate::auth::roles::{self, Action, Principal, Scope};
+use crate::auth::roles::{self, Action, MembershipError, Principal, Role, Scope};
 use crate::auth::throttle::Throttle;
 use crate::auth::{keys, sessions};
 use crate::{projects, users};
@@ -30,7 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/projects/{id}", web::patch().to(project_update))
     .route("/api/v1/projects/{id}/keys", web::get().to(keys_list))
     .route("/api/v1/projects/{id}/keys", web::post().to(key_create))
-    .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke));
+    .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke))
+    .route("/api/v1/projects/{id}/members", web::get().to(members_list))
+    .route("/api/v1/projects/{id}/members/{account}", web::put().to(member_set))
+    .route("/api/v1/projects/{id}/members/{account}", web::delete().to(member_remove))
+    .route("/api/v1/accounts", web::get().to(accounts_list))
+    .route("/api/v1/accounts", web::post().to(account_create));
 }
 
 /// The field serde names in "missing field `x`", "unknown field `x`" or "unknown variant ... for `x`".
@@ -45,6 +50,21 @@ struct Credentials {
     password: String,
 }
 
+fn check_credentials(email: &str, password: &str) -> Result<(), ApiError> {
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 320 {
+        return Err(ApiError::BadInput { field: "email".into(), problem: "not an e-mail address".into() });
+    }
+    let chars = password.chars().count();
+    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
+        return Err(ApiError::BadInput {
+            field: "password".into(),
+            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
+        });
+    }
+    Ok(())
+}
+
 async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, ApiError> {
     let needed = !users::any_admin(&state.pool).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "needed": needed })))
@@ -52,17 +72,8 @@ async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, Api
 
 /// The first-run path: creates the very first admin, and answers 403 once any admin exists.
 async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    check_credentials(&body.email, &body.password)?;
     let email = body.email.trim();
-    if !email.contains('@') || email.len() > 320 {
-        return Err(ApiError::BadInput { field: "email".into(), problem: "not an e-mail address".into() });
-    }
-    let chars = body.password.chars().count();
-    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
-        return Err(ApiError::BadInput {
-            field: "password".into(),
-            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
-        });
-    }
     match users::create_first_admin(&state.pool, email, &body.password).await? {
         Some(id) => Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "email": email, "is_admin": true }))),
         None => Err(ApiError::Forbidden),
@@ -196,4 +207,91 @@ async fn key_revoke(
         return Err(ApiError::NotFound);
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn members_list(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    Ok(HttpResponse::Ok().json(roles::members(&state.pool, project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: Role,
+}
+
+fn membership_error(e: MembershipError) -> ApiError {
+    match e {
+        MembershipError::NoAccount => ApiError::NotFound,
+        MembershipError::LastOwner => ApiError::Conflict(e.to_string()),
+        MembershipError::Other(e) => ApiError::Internal(e),
+    }
+}
+
+/// Members are named by account id, not e-mail, so that an owner cannot learn which e-mails have accounts.
+async fn member_set(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<RoleChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, account) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    roles::change_member(&state.pool, project, account, Some(body.role)).await.map_err(membership_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "project": project, "account": account, "role": body.role })))
+}
+
+async fn member_remove(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, account) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    if !roles::change_member(&state.pool, project, account, None).await.map_err(membership_error)? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.principal {
+        Principal::Account { is_admin: true, .. } => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+async fn accounts_list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    Ok(HttpResponse::Ok().json(users::list(&state.pool).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    email: String,
+    password: String,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// Instance admins create accounts (they can list them all, so a 409 for a taken e-mail tells them nothing new).
+async fn account_create(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    body: web::Json<NewAccount>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    check_credentials(&body.email, &body.password)?;
+    if users::find_for_login(&state.pool, &body.email).await?.is_some() {
+        return Err(ApiError::Conflict("an account with this e-mail exists".into()));
+    }
+    let id = users::create(&state.pool, &body.email, &body.password, body.is_admin).await?;
+    Ok(HttpResponse::Created()
+        .json(serde_json::json!({ "id": id, "email": body.email.trim(), "is_admin": body.is_admin })))
 }

@@ -134,3 +134,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Account>> {
 pub async fn id_by_email(pool: &PgPool, email: &str) -> anyhow::Result<Uuid> {
     find_for_login(pool, email).await?.map(|(a, _)| a.id).with_context(|| format!("no account with email {email}"))
 }
+
+/// Every account, for instance admins.
+pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Account>> {
+    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as("SELECT id, email, is_admin FROM accounts ORDER BY email")
+        .fetch_all(pool)
+        .await
+        .context("listing the accounts")?;
+    Ok(rows.into_iter().map(|(id, email, is_admin)| Account { id, email, is_admin }).collect())
+}

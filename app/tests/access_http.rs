@@ -358,3 +358,96 @@ async fn owners_create_keys_shown_once_and_bad_input_names_the_field() {
     assert_eq!(no_password.status(), StatusCode::BAD_REQUEST);
     assert_eq!(no_password.json::<Value>().await.unwrap()["field"], "password");
 }
+
+#[tokio::test]
+async fn owners_manage_members_but_never_remove_the_last_owner() {
+    let app = spawn_app().await;
+    let (project, _) = app.env.project(&[]).await;
+    let owner = app.account("owner@x.test", false).await;
+    let colleague = app.account("colleague@x.test", false).await;
+    roles::grant(&app.env.pg, project, owner, Role::Owner).await.unwrap();
+    let browser = app.sign_in("owner@x.test").await;
+    let member = |account: uuid::Uuid, method: reqwest::Method, body: Option<Value>| {
+        let mut request = app
+            .with_cookie(method, &format!("/api/v1/projects/{project}/members/{account}"), &browser)
+            .header("X-CSRF-Token", &browser.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(member(colleague, reqwest::Method::PUT, Some(json!({ "role": "viewer" }))).await, StatusCode::OK);
+    let colleague_browser = app.sign_in("colleague@x.test").await;
+    let read = app
+        .with_cookie(reqwest::Method::GET, &format!("/api/v1/projects/{project}"), &colleague_browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK, "the new viewer reads");
+    assert_eq!(
+        member(uuid::Uuid::new_v4(), reqwest::Method::PUT, Some(json!({ "role": "viewer" }))).await,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(member(owner, reqwest::Method::PUT, Some(json!({ "role": "editor" }))).await, StatusCode::CONFLICT);
+    assert_eq!(member(owner, reqwest::Method::DELETE, None).await, StatusCode::CONFLICT);
+    let listed: Value = app
+        .with_cookie(reqwest::Method::GET, &format!("/api/v1/projects/{project}/members"), &browser)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let roles_now: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles_now,
+        vec![("colleague@x.test", "viewer"), ("owner@x.test", "owner")],
+        "the refused changes left no trace"
+    );
+
+    // With a second owner, the first may step down.
+    assert_eq!(member(colleague, reqwest::Method::PUT, Some(json!({ "role": "owner" }))).await, StatusCode::OK);
+    assert_eq!(member(owner, reqwest::Method::DELETE, None).await, StatusCode::NO_CONTENT);
+
+    // Keys never manage members, whatever their scope.
+    let key = keys::create(&app.env.pg, project, Scope::Admin, "").await.unwrap();
+    let by_key = app
+        .http
+        .put(app.url(&format!("/api/v1/projects/{project}/members/{owner}")))
+        .bearer_auth(&key.key)
+        .json(&json!({ "role": "owner" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_key.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn only_instance_admins_manage_accounts() {
+    let app = spawn_app().await;
+    app.account("root@x.test", true).await;
+    app.account("plain@x.test", false).await;
+    let plain = app.sign_in("plain@x.test").await;
+    let listed = app.with_cookie(reqwest::Method::GET, "/api/v1/accounts", &plain).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::FORBIDDEN);
+    let create = |browser: &Browser, email: &str| {
+        app.with_cookie(reqwest::Method::POST, "/api/v1/accounts", browser)
+            .header("X-CSRF-Token", &browser.csrf)
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+    };
+    assert_eq!(create(&plain, "new@x.test").await.unwrap().status(), StatusCode::FORBIDDEN);
+    let root = app.sign_in("root@x.test").await;
+    assert_eq!(create(&root, "new@x.test").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(create(&root, "NEW@x.test").await.unwrap().status(), StatusCode::CONFLICT);
+    let listed: Value =
+        app.with_cookie(reqwest::Method::GET, "/api/v1/accounts", &root).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    app.sign_in("new@x.test").await;
+}

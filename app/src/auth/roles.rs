@@ -179,6 +179,96 @@ pub async fn remove(pool: &PgPool, project: Uuid, account: Uuid) -> anyhow::Resu
     Ok(done.rows_affected() == 1)
 }
 
+/// Why a membership change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("no such account")]
+    NoAccount,
+    #[error("a project keeps at least one owner")]
+    LastOwner,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Sets (`Some`) or removes (`None`) an account's role on a live project, refusing any change that leaves the
+/// project without an owner. Returns whether a membership row changed.
+pub async fn change_member(
+    pool: &PgPool,
+    project: Uuid,
+    account: Uuid,
+    role: Option<Role>,
+) -> Result<bool, MembershipError> {
+    let mut tx = pool.begin().await.context("starting the membership change")?;
+    // Serializes changes to one project's members, so two owners cannot demote each other at once.
+    sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+        .bind(project)
+        .execute(&mut *tx)
+        .await
+        .context("locking the project")?;
+    let was_owner: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships WHERE project_id = $1 AND account_id = $2 AND role = 'owner')",
+    )
+    .bind(project)
+    .bind(account)
+    .fetch_one(&mut *tx)
+    .await
+    .context("reading the previous role")?;
+    let changed = match role {
+        Some(role) => sqlx::query(
+            "INSERT INTO memberships (project_id, account_id, role) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, account_id) DO UPDATE SET role = EXCLUDED.role",
+        )
+        .bind(project)
+        .bind(account)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => MembershipError::NoAccount,
+            other => MembershipError::Other(anyhow::Error::from(other).context("setting the role")),
+        })?,
+        None => sqlx::query("DELETE FROM memberships WHERE project_id = $1 AND account_id = $2")
+            .bind(project)
+            .bind(account)
+            .execute(&mut *tx)
+            .await
+            .context("removing the member")?,
+    };
+    if was_owner && role != Some(Role::Owner) {
+        let owners: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM memberships WHERE project_id = $1 AND role = 'owner'")
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await
+                .context("counting the owners")?;
+        if owners == 0 {
+            // Dropping the transaction rolls the change back.
+            return Err(MembershipError::LastOwner);
+        }
+    }
+    tx.commit().await.context("committing the membership change")?;
+    Ok(changed.rows_affected() > 0)
+}
+
+/// A project's members, for its owners.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub account: Uuid,
+    pub email: String,
+    pub role: String,
+}
+
+pub async fn members(pool: &PgPool, project: Uuid) -> anyhow::Result<Vec<Member>> {
+    sqlx::query_as(
+        "SELECT a.id AS account, a.email, m.role FROM memberships m JOIN accounts a ON a.id = m.account_id \
+         WHERE m.project_id = $1 ORDER BY a.email",
+    )
+    .bind(project)
+    .fetch_all(pool)
+    .await
+    .context("listing the members")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
