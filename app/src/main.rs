@@ -85,6 +85,8 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// While no admin exists, print how to create the first one (for `just up`); print nothing once one does.
+    FirstRun,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +165,12 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string(&project)?);
         }
+        Command::User { command: UserCommand::FirstRun } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 1).await?;
+            if !users::any_admin(&pool).await? {
+                println!("{}", first_run_hint(&config));
+            }
+        }
         Command::User { command: UserCommand::Create { email, admin } } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
@@ -227,7 +235,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first-run hint: while no admin exists, say how to create one (in the log `just up` shows).
+fn first_run_hint(config: &AppConfig) -> String {
+    format!(
+        "No admin account yet. Create the first one with `echo 'A LONG PASSWORD' | app user create --email E --admin`, \
+         or POST {{\"email\",\"password\"}} as JSON to {}/api/v1/setup (it closes once an admin exists).",
+        config.app_public_url.trim_end_matches('/')
+    )
+}
+
+/// The first-run hint in the log while no admin exists.
 async fn announce_first_run(config: &AppConfig) {
     let check = async {
         let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 1).await?;
@@ -235,11 +251,7 @@ async fn announce_first_run(config: &AppConfig) {
     };
     match check.await {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            url = format!("{}/api/v1/setup", config.app_public_url.trim_end_matches('/')),
-            "No admin account yet. Create the first one with `echo 'PASSWORD' | app user create --email E --admin`, \
-             or POST {{\"email\",\"password\"}} to the setup URL (it closes once an admin exists)."
-        ),
+        Ok(false) => tracing::warn!("{}", first_run_hint(config)),
         Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not check for an admin account."),
     }
 }
