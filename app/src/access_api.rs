@@ -35,7 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/projects/{id}/members/{account}", web::put().to(member_set))
     .route("/api/v1/projects/{id}/members/{account}", web::delete().to(member_remove))
     .route("/api/v1/accounts", web::get().to(accounts_list))
-    .route("/api/v1/accounts", web::post().to(account_create));
+    .route("/api/v1/accounts", web::post().to(account_create))
+    .route("/api/v1/accounts/{account}", web::delete().to(account_delete))
+    .route("/api/v1/me/password", web::post().to(password_change));
 }
 
 /// The field serde names in "missing field `x`", "unknown field `x`" or "unknown variant ... for `x`".
@@ -294,4 +296,57 @@ async fn account_create(
     let id = users::create(&state.pool, &body.email, &body.password, body.is_admin).await?;
     Ok(HttpResponse::Created()
         .json(serde_json::json!({ "id": id, "email": body.email.trim(), "is_admin": body.is_admin })))
+}
+
+async fn account_delete(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    match users::delete(&state.pool, path.into_inner()).await? {
+        Ok(true) => Ok(HttpResponse::NoContent().finish()),
+        Ok(false) => Err(ApiError::NotFound),
+        Err(last) => Err(ApiError::Conflict(last.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the signed-in account's password and ends its other sessions. The current password is checked under
+/// the same throttle as sign-in, so a stolen session cannot be used to guess it.
+async fn password_change(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (Principal::Account { id, .. }, Some((session, _))) = (&caller.principal, &caller.session) else {
+        return Err(ApiError::BadInput {
+            field: "Authorization".into(),
+            problem: "sign in to change a password".into(),
+        });
+    };
+    let chars = body.new_password.chars().count();
+    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
+        return Err(ApiError::BadInput {
+            field: "new_password".into(),
+            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
+        });
+    }
+    let account = users::get(&state.pool, *id).await?.ok_or(ApiError::Unauthenticated)?;
+    match login::check_password(&state.pool, &Throttle::default(), &account.email, &body.current_password).await? {
+        login::Check::Matches => {}
+        login::Check::Wrong => {
+            return Err(ApiError::BadInput { field: "current_password".into(), problem: "wrong password".into() });
+        }
+        login::Check::Locked { retry_after } => return Err(ApiError::Locked { retry_after }),
+    }
+    users::set_password(&state.pool, *id, &body.new_password).await?;
+    sessions::close_others(&state.pool, *id, session).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

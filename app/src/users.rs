@@ -143,3 +143,45 @@ pub async fn list(pool: &PgPool) -> anyhow::Result<Vec<Account>> {
         .context("listing the accounts")?;
     Ok(rows.into_iter().map(|(id, email, is_admin)| Account { id, email, is_admin }).collect())
 }
+
+/// Deletes an account (its memberships and sessions go with it), refusing to delete the last admin. Returns
+/// `Ok(false)` when there is no such account.
+pub async fn delete(pool: &PgPool, id: Uuid) -> anyhow::Result<Result<bool, LastAdmin>> {
+    let mut tx = pool.begin().await?;
+    // The same lock as the first-run path: admins are counted by one transaction at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tidemark first admin'))").execute(&mut *tx).await?;
+    let deleted: Option<bool> = sqlx::query_scalar("DELETE FROM accounts WHERE id = $1 RETURNING is_admin")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("deleting the account")?;
+    let Some(was_admin) = deleted else { return Ok(Ok(false)) };
+    if was_admin {
+        let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE is_admin)")
+            .fetch_one(&mut *tx)
+            .await
+            .context("counting the admins")?;
+        if !left {
+            return Ok(Err(LastAdmin));
+        }
+    }
+    tx.commit().await?;
+    Ok(Ok(true))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the last admin cannot be deleted")]
+pub struct LastAdmin;
+
+/// Replaces an account's password hash.
+pub async fn set_password(pool: &PgPool, id: Uuid, password: &str) -> anyhow::Result<()> {
+    check_password(password)?;
+    let hash = hash_password(password)?;
+    sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(pool)
+        .await
+        .context("storing the new password")?;
+    Ok(())
+}

@@ -451,3 +451,46 @@ async fn only_instance_admins_manage_accounts() {
     assert_eq!(listed.as_array().unwrap().len(), 3);
     app.sign_in("new@x.test").await;
 }
+
+#[tokio::test]
+async fn a_password_change_needs_the_old_one_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    app.account("me@x.test", false).await;
+    let here = app.sign_in("me@x.test").await;
+    let elsewhere = app.sign_in("me@x.test").await;
+    let change = |current: &str, new: &str| {
+        app.with_cookie(reqwest::Method::POST, "/api/v1/me/password", &here)
+            .header("X-CSRF-Token", &here.csrf)
+            .json(&json!({ "current_password": current, "new_password": new }))
+            .send()
+    };
+    let wrong = change("not my password", "a brand new password").await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["field"], "current_password");
+    assert_eq!(change(PASSWORD, "a brand new password").await.unwrap().status(), StatusCode::NO_CONTENT);
+    let me = |browser: &Browser| app.with_cookie(reqwest::Method::GET, "/api/v1/me", browser).send();
+    assert_eq!(me(&here).await.unwrap().status(), StatusCode::OK, "the session that changed it stays");
+    assert_eq!(me(&elsewhere).await.unwrap().status(), StatusCode::UNAUTHORIZED, "every other session ends");
+    assert_eq!(app.login("me@x.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login("me@x.test", "a brand new password").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admins_delete_accounts_but_not_the_last_admin() {
+    let app = spawn_app().await;
+    let root = app.account("root@x.test", true).await;
+    let plain = app.account("plain@x.test", false).await;
+    let admin = app.sign_in("root@x.test").await;
+    let plain_browser = app.sign_in("plain@x.test").await;
+    let delete = |account: uuid::Uuid| {
+        app.with_cookie(reqwest::Method::DELETE, &format!("/api/v1/accounts/{account}"), &admin)
+            .header("X-CSRF-Token", &admin.csrf)
+            .send()
+    };
+    assert_eq!(delete(plain).await.unwrap().status(), StatusCode::NO_CONTENT);
+    let after = app.with_cookie(reqwest::Method::GET, "/api/v1/me", &plain_browser).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "a deleted account's sessions end with it");
+    assert_eq!(delete(plain).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete(root).await.unwrap().status(), StatusCode::CONFLICT, "the last admin stays");
+    assert!(users::any_admin(&app.env.pg).await.unwrap());
+}

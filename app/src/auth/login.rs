@@ -20,16 +20,32 @@ pub enum Outcome {
     },
 }
 
-pub async fn login(
+/// The result of checking an e-mail and password under the throttle.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    Matches,
+    /// Wrong e-mail or wrong password.
+    Wrong,
+    Locked {
+        retry_after: Duration,
+    },
+}
+
+/// Checks a password for an e-mail, counting the attempt in the throttle: the one path that ever verifies a
+/// password, for sign-in and for a password change alike.
+pub async fn check_password(pool: &PgPool, throttle: &Throttle, email: &str, password: &str) -> anyhow::Result<Check> {
+    Ok(check(pool, throttle, email, password).await?.0)
+}
+
+async fn check(
     pool: &PgPool,
     throttle: &Throttle,
-    lifetimes: Lifetimes,
     email: &str,
     password: &str,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Check, Option<Account>)> {
     let email = users::normalize_email(email);
     if let Gate::Locked { retry_after } = throttle.begin(pool, &email).await? {
-        return Ok(Outcome::Locked { retry_after });
+        return Ok((Check::Locked { retry_after }, None));
     }
     let found = users::find_for_login(pool, &email).await?;
     let (account, hash) = match found {
@@ -45,14 +61,30 @@ pub async fn login(
     match account {
         Some(account) if matches => {
             throttle.succeeded(pool, &email).await?;
-            let session = sessions::open(pool, account.id, lifetimes).await?;
-            Ok(Outcome::SignedIn { account, session })
+            Ok((Check::Matches, Some(account)))
         }
         _ => {
             if throttle.failed(pool, &email).await? {
-                return Ok(Outcome::Locked { retry_after: throttle.lock });
+                return Ok((Check::Locked { retry_after: throttle.lock }, None));
             }
-            Ok(Outcome::Refused)
+            Ok((Check::Wrong, None))
         }
     }
+}
+
+pub async fn login(
+    pool: &PgPool,
+    throttle: &Throttle,
+    lifetimes: Lifetimes,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<Outcome> {
+    Ok(match check(pool, throttle, email, password).await? {
+        (Check::Matches, Some(account)) => {
+            let session = sessions::open(pool, account.id, lifetimes).await?;
+            Outcome::SignedIn { account, session }
+        }
+        (Check::Locked { retry_after }, _) => Outcome::Locked { retry_after },
+        _ => Outcome::Refused,
+    })
 }

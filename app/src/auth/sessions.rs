@@ -100,10 +100,11 @@ pub async fn close(pool: &PgPool, id: &str) -> anyhow::Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// Ends every session of an account (password change, removal).
-pub async fn close_all(pool: &PgPool, account: Uuid) -> anyhow::Result<u64> {
-    let done = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+/// Ends every session of an account but `keep` (after a password change).
+pub async fn close_others(pool: &PgPool, account: Uuid, keep: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2")
         .bind(account)
+        .bind(id_hash(keep))
         .execute(pool)
         .await
         .context("closing the account's sessions")?;
