@@ -18,6 +18,8 @@ BIN="$ROOT/target/release"
 
 "$BIN/app" migrate
 demo="$("$BIN/app" project demo)"
+# Prints how to create the first admin while none exists, nothing after.
+first_run="$("$BIN/app" user first-run)"
 token="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$demo")"
 
 pids=()
@@ -72,6 +74,7 @@ See it in ClickHouse (about a second later):
 
 Ctrl-C stops everything started here.
 EOF2
+if [ -n "$first_run" ]; then printf '\n%s\n' "$first_run"; fi
 
 # Stay in the foreground until Ctrl-C or a service dies.
 wait -n "${pids[@]}" || true

@@ -14,6 +14,12 @@ pub struct AppConfig {
     pub clickhouse_url: Secret<String>,
     pub clickhouse_database: String,
     pub key_prefix: String,
+    /// Where browsers reach the app; `https://` marks the session cookie `Secure`.
+    pub app_public_url: String,
+    /// A session ends this long after its last request...
+    pub app_session_idle_secs: u64,
+    /// ...and this long after sign-in, whatever happens.
+    pub app_session_max_secs: u64,
 }
 
 impl Default for AppConfig {
@@ -25,6 +31,9 @@ impl Default for AppConfig {
             clickhouse_url: Secret::new("http://default@127.0.0.1:17123/tidemark".into()),
             clickhouse_database: String::new(),
             key_prefix: "tm".into(),
+            app_public_url: "http://127.0.0.1:17081".into(),
+            app_session_idle_secs: 30 * 60,
+            app_session_max_secs: 12 * 3600,
         }
     }
 }
@@ -38,6 +47,27 @@ impl Validate for AppConfig {
         require_url("redis_url", self.redis_url.expose(), &["redis", "rediss", "unix"])?;
         require_url("clickhouse_url", self.clickhouse_url.expose(), &["http", "https"])?;
         require_key_prefix("key_prefix", &self.key_prefix)?;
+        require_url("app_public_url", &self.app_public_url, &["http", "https"])?;
+        if self.app_session_idle_secs == 0 || self.app_session_idle_secs > self.app_session_max_secs {
+            return Err(ConfigError::invalid(
+                "app_session_idle_secs",
+                "must be at least 1 and at most app_session_max_secs".to_owned(),
+            ));
+        }
         Ok(())
+    }
+}
+
+impl AppConfig {
+    /// Whether the session cookie must be `Secure` (sent over HTTPS only).
+    pub fn secure_cookies(&self) -> bool {
+        self.app_public_url.trim().to_ascii_lowercase().starts_with("https://")
+    }
+
+    pub fn session_lifetimes(&self) -> crate::auth::sessions::Lifetimes {
+        crate::auth::sessions::Lifetimes {
+            idle: std::time::Duration::from_secs(self.app_session_idle_secs),
+            absolute: std::time::Duration::from_secs(self.app_session_max_secs),
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! The app: control plane (admins, projects, tokens) and, in later waves, the analytics API, dashboard and the
 //! operators' queue dashboard.
 
+pub mod access_api;
+pub mod api_error;
+pub mod auth;
 pub mod config;
 pub mod projects;
 pub mod query;

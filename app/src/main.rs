@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
+use tidemark_app::auth::{keys, roles};
 use tidemark_app::{AppConfig, projects, setup, users};
 
 /// Tidemark app: admin, projects and tokens, analytics API and dashboards.
@@ -22,10 +23,20 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
-    /// Manage admin users.
+    /// Manage accounts (instance admins and project members).
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Give an account a role on a project, or take it away.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Secret API keys for scripts.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Revoke or rotate ingest tokens; running hubs forget them at once.
     Token {
@@ -66,11 +77,55 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create an admin; the password is read from standard input.
+    /// Create an account; the password is read from standard input.
     Create {
         #[arg(long)]
         email: String,
+        /// An instance admin: manages accounts and acts as owner of every project.
+        #[arg(long)]
+        admin: bool,
     },
+    /// While no admin exists, print how to create the first one (for `just up`); print nothing once one does.
+    FirstRun,
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Give the account a role on the project (replacing its role there); prints one JSON line.
+    Add {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: roles::Role,
+    },
+    /// Take the account off the project.
+    Remove {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<roles::Role, String> {
+    roles::Role::parse(raw).ok_or_else(|| format!("`{raw}` is not a role (owner, editor or viewer)"))
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a secret key for a project; prints one JSON line with `id` and `key` (shown only this once).
+    Create {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long, value_enum)]
+        scope: roles::Scope,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Revoke a key by id; requests with it fail at once.
+    Revoke { id: uuid::Uuid },
 }
 
 #[actix_web::main]
@@ -89,7 +144,9 @@ async fn main() -> anyhow::Result<()> {
             let listener = std::net::TcpListener::bind(&config.app_listen)
                 .with_context(|| format!("binding app_listen {}", config.app_listen))?;
             tracing::info!(listen = config.app_listen, "App listening.");
-            tidemark_app::startup::build(listener)?.server.await?;
+            let app = tidemark_app::startup::build(&config, listener)?;
+            announce_first_run(&config).await;
+            app.server.await?;
         }
         Command::Migrate => {
             let applied = setup::migrate(&config).await?;
@@ -108,13 +165,47 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string(&project)?);
         }
-        Command::User { command: UserCommand::Create { email } } => {
+        Command::User { command: UserCommand::FirstRun } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 1).await?;
+            if !users::any_admin(&pool).await? {
+                println!("{}", first_run_hint(&config));
+            }
+        }
+        Command::User { command: UserCommand::Create { email, admin } } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
-            let id = users::create(&pool, &email, password).await?;
-            println!("{}", serde_json::json!({ "id": id, "email": email.trim() }));
+            let id = users::create(&pool, &email, password, admin).await?;
+            println!("{}", serde_json::json!({ "id": id, "email": email.trim(), "admin": admin }));
+        }
+        Command::Member { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            match command {
+                MemberCommand::Add { project, email, role } => {
+                    let account = users::id_by_email(&pool, &email).await?;
+                    roles::grant(&pool, project, account, role).await?;
+                    println!("{}", serde_json::json!({ "project": project, "account": account, "role": role }));
+                }
+                MemberCommand::Remove { project, email } => {
+                    let account = users::id_by_email(&pool, &email).await?;
+                    let removed = roles::remove(&pool, project, account).await?;
+                    println!("{}", serde_json::json!({ "project": project, "account": account, "removed": removed }));
+                }
+            }
+        }
+        Command::Key { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            match command {
+                KeyCommand::Create { project, scope, name } => {
+                    let created = keys::create(&pool, project, scope, &name).await?;
+                    println!("{}", serde_json::to_string(&created)?);
+                }
+                KeyCommand::Revoke { id } => {
+                    let revoked = keys::revoke(&pool, id).await?;
+                    println!("{}", serde_json::json!({ "id": id, "revoked": revoked }));
+                }
+            }
         }
         Command::Token { command } => {
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
@@ -142,4 +233,25 @@ async fn main() -> anyhow::Result<()> {
         Command::SqlCatalog => unreachable!("handled above"),
     }
     Ok(())
+}
+
+fn first_run_hint(config: &AppConfig) -> String {
+    format!(
+        "No admin account yet. Create the first one with `echo 'A LONG PASSWORD' | app user create --email E --admin`, \
+         or POST {{\"email\",\"password\"}} as JSON to {}/api/v1/setup (it closes once an admin exists).",
+        config.app_public_url.trim_end_matches('/')
+    )
+}
+
+/// The first-run hint in the log while no admin exists.
+async fn announce_first_run(config: &AppConfig) {
+    let check = async {
+        let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 1).await?;
+        users::any_admin(&pool).await
+    };
+    match check.await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("{}", first_run_hint(config)),
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not check for an admin account."),
+    }
 }

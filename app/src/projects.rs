@@ -115,6 +115,54 @@ pub async fn first(pool: &PgPool) -> anyhow::Result<Option<CreatedProject>> {
     Ok(row.map(|(id, name, domains, timezone, token)| CreatedProject { id, name, domains, timezone, token }))
 }
 
+/// A project's settings as the API shows them (no token: tokens are listed by their own endpoint).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Settings {
+    pub id: Uuid,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub timezone: String,
+}
+
+/// A live project's settings.
+pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Settings>> {
+    let row: Option<(Uuid, String, Vec<String>, String)> =
+        sqlx::query_as("SELECT id, name, domains, timezone FROM projects WHERE id = $1 AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .context("reading the project")?;
+    Ok(row.map(|(id, name, domains, timezone)| Settings { id, name, domains, timezone }))
+}
+
+/// Renames a project and/or changes its time zone; None when the project is gone.
+pub async fn update(
+    pool: &PgPool,
+    id: Uuid,
+    name: Option<&str>,
+    timezone: Option<&str>,
+) -> anyhow::Result<Option<Settings>> {
+    let name = name.map(str::trim);
+    if let Some(name) = name {
+        anyhow::ensure!(!name.is_empty() && name.len() <= 200, "project name must be 1 to 200 characters");
+    }
+    let timezone = match timezone {
+        Some(raw) => Some(known_timezone(pool, raw).await?),
+        None => None,
+    };
+    let row: Option<(Uuid, String, Vec<String>, String)> = sqlx::query_as(
+        "UPDATE projects SET name = coalesce($2, name), timezone = coalesce($3, timezone) \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, domains, timezone",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(timezone)
+    .fetch_optional(pool)
+    .await
+    .context("updating the project")?;
+    Ok(row.map(|(id, name, domains, timezone)| Settings { id, name, domains, timezone }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

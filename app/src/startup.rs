@@ -1,6 +1,8 @@
-//! The app's HTTP server. This wave serves health only; the analytics API, dashboard and queue dashboard arrive
-//! with their issues and mount here.
+//! The app's HTTP server: health, and the accounts-and-access API; the analytics API, dashboard and queue
+//! dashboard mount here as they arrive. `build` takes a listener, so tests bind port 0.
 
+use crate::AppConfig;
+use crate::auth::caller::AccessState;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use std::net::TcpListener;
@@ -10,12 +12,21 @@ pub struct AppServer {
     pub server: Server,
 }
 
-pub fn build(listener: TcpListener) -> anyhow::Result<AppServer> {
+pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppServer> {
     let port = listener.local_addr()?.port();
-    let server = HttpServer::new(|| {
+    // Lazy: the app starts (and says so on /healthz) while PostgreSQL is down; requests that need it fail.
+    let pool = tidemark_shared::postgres::connect_lazy(config.postgres_url.expose(), 8)?;
+    let access = web::Data::new(AccessState {
+        pool,
+        lifetimes: config.session_lifetimes(),
+        secure_cookies: config.secure_cookies(),
+    });
+    let server = HttpServer::new(move || {
         App::new()
+            .app_data(access.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
+            .configure(crate::access_api::configure)
     })
     .listen(listener)?
     .run();
@@ -25,6 +36,7 @@ pub fn build(listener: TcpListener) -> anyhow::Result<AppServer> {
 async fn index() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
         "Tidemark app\n\nThe analytics dashboard and the queue dashboard are not built yet.\n\
-         Projects and admins are managed with the `app` command (see README).\n",
+         Sign in through the API (POST /api/v1/login); projects, accounts and keys are also managed with the \
+         `app` command (see README).\n",
     )
 }

@@ -75,9 +75,11 @@ async fn projects_keep_an_iana_time_zone() {
 #[tokio::test]
 async fn admins_are_stored_hashed_and_unique() {
     let env = test_env().await;
-    tidemark_app::users::create(&env.pg, "ops@example.com", "correct horse battery").await.unwrap();
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM admin_users").fetch_one(&env.pg).await.unwrap();
+    tidemark_app::users::create(&env.pg, "ops@example.com", "correct horse battery", true).await.unwrap();
+    let (hash, admin): (String, bool) =
+        sqlx::query_as("SELECT password_hash, is_admin FROM accounts").fetch_one(&env.pg).await.unwrap();
     assert!(hash.starts_with("$argon2id$") && !hash.contains("correct horse"));
-    assert!(tidemark_app::users::create(&env.pg, "OPS@example.com", "another password!").await.is_err());
-    assert!(tidemark_app::users::create(&env.pg, "x@example.com", "short").await.is_err());
+    assert!(admin);
+    assert!(tidemark_app::users::create(&env.pg, "OPS@example.com", "another password!", false).await.is_err());
+    assert!(tidemark_app::users::create(&env.pg, "x@example.com", "short", false).await.is_err());
 }

@@ -1,0 +1,352 @@
+//! Accounts and access over HTTP: first-run setup, sign-in and sign-out, who am I, a project's settings and its
+//! secret keys. Every project endpoint goes through `roles::authorize`.
+
+use crate::api_error::ApiError;
+use crate::auth::caller::{AccessState, Caller, session_clear_cookie, session_set_cookie};
+use crate::auth::login::{self, Outcome};
+use crate::auth::roles::{self, Action, MembershipError, Principal, Role, Scope};
+use crate::auth::throttle::Throttle;
+use crate::auth::{keys, sessions};
+use crate::{projects, users};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
+        let problem = err.to_string();
+        ApiError::BadInput { field: field_named_in(&problem).unwrap_or("body").to_owned(), problem }.into()
+    }))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::BadInput { field: "path".into(), problem: format!("{err}") }.into()),
+    )
+    .route("/api/v1/setup", web::get().to(setup_status))
+    .route("/api/v1/setup", web::post().to(setup))
+    .route("/api/v1/login", web::post().to(login))
+    .route("/api/v1/logout", web::post().to(logout))
+    .route("/api/v1/me", web::get().to(me))
+    .route("/api/v1/projects/{id}", web::get().to(project_get))
+    .route("/api/v1/projects/{id}", web::patch().to(project_update))
+    .route("/api/v1/projects/{id}/keys", web::get().to(keys_list))
+    .route("/api/v1/projects/{id}/keys", web::post().to(key_create))
+    .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke))
+    .route("/api/v1/projects/{id}/members", web::get().to(members_list))
+    .route("/api/v1/projects/{id}/members/{account}", web::put().to(member_set))
+    .route("/api/v1/projects/{id}/members/{account}", web::delete().to(member_remove))
+    .route("/api/v1/accounts", web::get().to(accounts_list))
+    .route("/api/v1/accounts", web::post().to(account_create))
+    .route("/api/v1/accounts/{account}", web::delete().to(account_delete))
+    .route("/api/v1/me/password", web::post().to(password_change));
+}
+
+/// The field serde names in "missing field `x`", "unknown field `x`" or "unknown variant ... for `x`".
+fn field_named_in(problem: &str) -> Option<&str> {
+    let (_, rest) = problem.split_once("field `")?;
+    rest.split_once('`').map(|(field, _)| field)
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+fn check_credentials(email: &str, password: &str) -> Result<(), ApiError> {
+    let email = email.trim();
+    if !email.contains('@') || email.len() > 320 {
+        return Err(ApiError::BadInput { field: "email".into(), problem: "not an e-mail address".into() });
+    }
+    let chars = password.chars().count();
+    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
+        return Err(ApiError::BadInput {
+            field: "password".into(),
+            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
+        });
+    }
+    Ok(())
+}
+
+async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, ApiError> {
+    let needed = !users::any_admin(&state.pool).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "needed": needed })))
+}
+
+/// The first-run path: creates the very first admin, and answers 403 once any admin exists.
+async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    check_credentials(&body.email, &body.password)?;
+    let email = body.email.trim();
+    match users::create_first_admin(&state.pool, email, &body.password).await? {
+        Some(id) => Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "email": email, "is_admin": true }))),
+        None => Err(ApiError::Forbidden),
+    }
+}
+
+async fn login(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+    match login::login(&state.pool, &Throttle::default(), state.lifetimes, &body.email, &body.password).await? {
+        Outcome::SignedIn { account, session } => Ok(HttpResponse::Ok()
+            .insert_header(("Set-Cookie", session_set_cookie(&session.id, &state)))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({ "account": account, "csrf_token": session.csrf }))),
+        Outcome::Refused => Err(ApiError::LoginRefused),
+        Outcome::Locked { retry_after } => Err(ApiError::Locked { retry_after }),
+    }
+}
+
+async fn logout(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let Some((id, _)) = caller.session else {
+        return Err(ApiError::BadInput { field: "Authorization".into(), problem: "API keys have no session".into() });
+    };
+    sessions::close(&state.pool, &id).await?;
+    Ok(HttpResponse::NoContent().insert_header(("Set-Cookie", session_clear_cookie(&state))).finish())
+}
+
+async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    match (&caller.principal, &caller.session) {
+        (Principal::Account { id, .. }, Some((_, csrf))) => {
+            let account = users::get(&state.pool, *id).await?.ok_or(ApiError::Unauthenticated)?;
+            Ok(HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(serde_json::json!({ "account": account, "csrf_token": csrf })))
+        }
+        (Principal::Key { id, project, scope }, _) => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "key": { "id": id, "project": project, "scope": scope } })))
+        }
+        (Principal::Account { .. }, None) => Err(ApiError::Unauthenticated),
+    }
+}
+
+async fn allow(state: &AccessState, caller: &Caller, project: Uuid, action: Action) -> Result<(), ApiError> {
+    roles::authorize(&state.pool, &caller.principal, project, action).await?.map_err(ApiError::from)
+}
+
+async fn project_get(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::Read).await?;
+    let settings = projects::get(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsChange {
+    name: Option<String>,
+    timezone: Option<String>,
+}
+
+async fn project_update(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<SettingsChange>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::EditSettings).await?;
+    if let Some(name) = &body.name
+        && (name.trim().is_empty() || name.trim().len() > 200)
+    {
+        return Err(ApiError::BadInput { field: "name".into(), problem: "must be 1 to 200 characters".into() });
+    }
+    let timezone = match &body.timezone {
+        Some(raw) => Some(
+            projects::known_timezone(&state.pool, raw)
+                .await
+                .map_err(|e| ApiError::BadInput { field: "timezone".into(), problem: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let settings = projects::update(&state.pool, project, body.name.as_deref(), timezone.as_deref())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+async fn keys_list(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    Ok(HttpResponse::Ok().json(keys::list(&state.pool, project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    scope: Scope,
+    #[serde(default)]
+    name: String,
+}
+
+async fn key_create(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    if body.name.trim().len() > 200 {
+        return Err(ApiError::BadInput { field: "name".into(), problem: "must be at most 200 characters".into() });
+    }
+    let created = keys::create(&state.pool, project, body.scope, &body.name).await?;
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
+}
+
+async fn key_revoke(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, key) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    if !keys::revoke_in_project(&state.pool, project, key).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn members_list(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    Ok(HttpResponse::Ok().json(roles::members(&state.pool, project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: Role,
+}
+
+fn membership_error(e: MembershipError) -> ApiError {
+    match e {
+        MembershipError::NoAccount => ApiError::NotFound,
+        MembershipError::LastOwner => ApiError::Conflict(e.to_string()),
+        MembershipError::Other(e) => ApiError::Internal(e),
+    }
+}
+
+/// Members are named by account id, not e-mail, so that an owner cannot learn which e-mails have accounts.
+async fn member_set(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<RoleChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, account) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    roles::change_member(&state.pool, project, account, Some(body.role)).await.map_err(membership_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "project": project, "account": account, "role": body.role })))
+}
+
+async fn member_remove(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, account) = path.into_inner();
+    allow(&state, &caller, project, Action::ManageMembers).await?;
+    if !roles::change_member(&state.pool, project, account, None).await.map_err(membership_error)? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.principal {
+        Principal::Account { is_admin: true, .. } => Ok(()),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+async fn accounts_list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    Ok(HttpResponse::Ok().json(users::list(&state.pool).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    email: String,
+    password: String,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// Instance admins create accounts (they can list them all, so a 409 for a taken e-mail tells them nothing new).
+async fn account_create(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    body: web::Json<NewAccount>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    check_credentials(&body.email, &body.password)?;
+    if users::find_for_login(&state.pool, &body.email).await?.is_some() {
+        return Err(ApiError::Conflict("an account with this e-mail exists".into()));
+    }
+    let id = users::create(&state.pool, &body.email, &body.password, body.is_admin).await?;
+    Ok(HttpResponse::Created()
+        .json(serde_json::json!({ "id": id, "email": body.email.trim(), "is_admin": body.is_admin })))
+}
+
+async fn account_delete(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&caller)?;
+    match users::delete(&state.pool, path.into_inner()).await? {
+        Ok(true) => Ok(HttpResponse::NoContent().finish()),
+        Ok(false) => Err(ApiError::NotFound),
+        Err(last) => Err(ApiError::Conflict(last.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the signed-in account's password and ends its other sessions. The current password is checked under
+/// the same throttle as sign-in, so a stolen session cannot be used to guess it.
+async fn password_change(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (Principal::Account { id, .. }, Some((session, _))) = (&caller.principal, &caller.session) else {
+        return Err(ApiError::BadInput {
+            field: "Authorization".into(),
+            problem: "sign in to change a password".into(),
+        });
+    };
+    let chars = body.new_password.chars().count();
+    if !(users::MIN_PASSWORD..=users::MAX_PASSWORD).contains(&chars) {
+        return Err(ApiError::BadInput {
+            field: "new_password".into(),
+            problem: format!("must be {} to {} characters", users::MIN_PASSWORD, users::MAX_PASSWORD),
+        });
+    }
+    let account = users::get(&state.pool, *id).await?.ok_or(ApiError::Unauthenticated)?;
+    match login::check_password(&state.pool, &Throttle::default(), &account.email, &body.current_password).await? {
+        login::Check::Matches => {}
+        login::Check::Wrong => {
+            return Err(ApiError::BadInput { field: "current_password".into(), problem: "wrong password".into() });
+        }
+        login::Check::Locked { retry_after } => return Err(ApiError::Locked { retry_after }),
+    }
+    users::set_password(&state.pool, *id, &body.new_password).await?;
+    sessions::close_others(&state.pool, *id, session).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
