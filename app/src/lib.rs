@@ -5,6 +5,7 @@ pub mod access_api;
 pub mod api_error;
 pub mod auth;
 pub mod config;
+pub mod goals;
 pub mod projects;
 pub mod query;
 pub mod setup;
