@@ -2,6 +2,7 @@
 //! operators' queue dashboard.
 
 pub mod access_api;
+pub mod analytics_store;
 pub mod api_error;
 pub mod auth;
 pub mod config;

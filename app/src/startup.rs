@@ -2,6 +2,7 @@
 //! dashboard mount here as they arrive. `build` takes a listener, so tests bind port 0.
 
 use crate::AppConfig;
+use crate::analytics_store::AnalyticsStore;
 use crate::auth::caller::AccessState;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -21,9 +22,13 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
         lifetimes: config.session_lifetimes(),
         secure_cookies: config.secure_cookies(),
     });
+    let endpoint =
+        tidemark_shared::clickhouse::Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
+    let analytics = web::Data::new(AnalyticsStore::new(endpoint));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(access.clone())
+            .app_data(analytics.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
