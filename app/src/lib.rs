@@ -9,6 +9,7 @@ pub mod config;
 pub mod goals;
 pub mod projects;
 pub mod query;
+pub mod query_api;
 pub mod setup;
 pub mod startup;
 pub mod users;

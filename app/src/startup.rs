@@ -32,6 +32,7 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
+            .configure(crate::query_api::configure)
     })
     .listen(listener)?
     .run();
