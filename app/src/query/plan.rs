@@ -300,6 +300,15 @@ impl Planner<'_> {
 
     fn filter(&self, filter: &Filter, rows: Rows) -> Result<Sql, QueryError> {
         let mut sql = Sql::new();
+        let only_events = filter.leaves().iter().all(|(f, _)| f.dimension().is_some_and(Dimension::is_event));
+        if rows == Rows::Sessions && only_events {
+            // Plausible's rule: a visit matches event filters when it had an event in the range that matches them
+            // (the whole subtree is judged per event: `is_not` and `not` both mean "had an event that is not").
+            sql.push("session_id IN (SELECT session_id FROM events WHERE ");
+            sql.append(self.events_where(EventKinds::Counted)).push(" AND ");
+            sql.append(self.filter(filter, Rows::Events)?).push(")");
+            return Ok(sql);
+        }
         match filter {
             Filter::And(children) | Filter::Or(children) => {
                 let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
@@ -314,12 +323,6 @@ impl Planner<'_> {
             }
             Filter::Not(child) => {
                 sql.push("NOT (").append(self.filter(child, rows)?).push(")");
-            }
-            Filter::Leaf { dimension, .. } if rows == Rows::Sessions && dimension.is_event() => {
-                // Plausible's rule: a visit matches an event filter when it had a matching event in the range.
-                sql.push("session_id IN (SELECT session_id FROM events WHERE ");
-                sql.append(self.events_where(EventKinds::Counted)).push(" AND ");
-                sql.append(self.leaf(filter, Rows::Events)?).push(")");
             }
             Filter::Leaf { .. } => {
                 sql.append(self.leaf(filter, rows)?);
