@@ -11,6 +11,7 @@
 //! | 103 | 3 | 22:59:00 pv `/blog` (23:59 local 10 Jan), 23:01:00 pv `/pricing` (00:01 local **11 Jan**) | utm newsletter/email, DE, Safari mobile; 120 s |
 //! | 104 | 1 | 08:00:00 pv `/blog` on 11 Jan | Google, DE, Chrome; bounce; 0 s |
 //! | 0 | 2 | 13:00:00 leave `/` 5 s on 10 Jan, after its session expired | events only |
+//! | 0 | 3 | 23:30:00 leave `/pricing` 50 s on 10 Jan, after its session expired | events only |
 //! | 105 | 5 | 22:30:00 pv `/` on 9 Jan (23:30 local 9 Jan): before the range | |
 //! | 106 | 6 | 23:30:00 pv `/` on 11 Jan (00:30 local 12 Jan): after the range | |
 //!
@@ -152,6 +153,7 @@ async fn seed(env: &TestEnv, project: Uuid) {
     };
     let v4 = Visit { session: 104, visitor: 1, source: google, utm: ("", ""), country: "DE", agent: chrome };
     let expired = Visit { session: 0, ..Visit { visitor: 2, ..v2 } };
+    let expired3 = Visit { session: 0, ..Visit { visitor: 3, ..v3 } };
     let before = Visit { session: 105, visitor: 5, ..Visit { ..v4 } };
     let after = Visit { session: 106, visitor: 6, ..Visit { ..before } };
 
@@ -177,9 +179,11 @@ async fn seed(env: &TestEnv, project: Uuid) {
         event(project, &expired, "2024-01-10T13:00:00Z", EventType::Pageleave, "/"),
         event(project, &before, "2024-01-09T22:30:00Z", EventType::Pageview, "/"),
         event(project, &after, "2024-01-11T23:30:00Z", EventType::Pageview, "/"),
+        event(project, &expired3, "2024-01-10T23:30:00Z", EventType::Pageleave, "/pricing"),
     ];
     rest[1].0.duration_ms = 40_000;
     rest[5].0.duration_ms = 5_000;
+    rest[8].0.duration_ms = 50_000;
     write(env, &rest).await;
 }
 
@@ -282,7 +286,8 @@ async fn dimensions_group_as_counted_by_hand() {
     assert_eq!(
         rows(json!(["visitors", "pageviews", "time_on_page"]), "event:page").await,
         // `/`: leaves of 40 s and 5 s (the one filed under no session counts too): 22.5, rounded to even.
-        [json!(["/", 2, 2, 22]), json!(["/blog", 2, 2, null]), json!(["/pricing", 2, 2, 20])]
+        // `/pricing`: 20 s (on disk twice, counted once) and 50 s: 35 (30 if the copy counted).
+        [json!(["/", 2, 2, 22]), json!(["/blog", 2, 2, null]), json!(["/pricing", 2, 2, 35])]
     );
     assert_eq!(
         rows(json!(["visits", "bounce_rate", "visit_duration"]), "visit:entry_page").await,
