@@ -519,6 +519,34 @@ async fn access_is_by_key_and_site_and_unknown_or_foreign_sites_look_alike() {
 }
 
 #[tokio::test]
+async fn a_signed_in_member_reads_with_the_csrf_token_and_not_without() {
+    let app = spawn_app().await;
+    let account =
+        tidemark_app::users::create(&app.env.pg, "viewer@x.test", "a long enough password", false).await.unwrap();
+    tidemark_app::auth::roles::grant(&app.env.pg, app.project, account, tidemark_app::auth::roles::Role::Viewer)
+        .await
+        .unwrap();
+    let login = app
+        .http
+        .post(format!("{}/api/v1/login", app.base))
+        .json(&json!({ "email": "viewer@x.test", "password": "a long enough password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+    let body = json!({ "site_id": "shop.example", "metrics": ["visitors"], "date_range": RANGE });
+    let url = format!("{}/api/v2/query", app.base);
+    let without = app.http.post(&url).header("Cookie", &cookie).json(&body).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+    let with =
+        app.http.post(&url).header("Cookie", &cookie).header("X-CSRF-Token", csrf).json(&body).send().await.unwrap();
+    assert_eq!(with.status(), StatusCode::OK);
+    assert_eq!(with.json::<Value>().await.unwrap()["results"][0]["metrics"], json!([3]));
+}
+
+#[tokio::test]
 async fn bad_queries_are_400_naming_the_part() {
     let app = spawn_app().await;
     let cases = [

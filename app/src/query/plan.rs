@@ -187,7 +187,7 @@ impl Planner<'_> {
     }
 
     /// One row per session of the project, its states merged; with `started_in_range`, only sessions that began
-    /// in the range (a visit belongs to the period it started in).
+    /// in the range (a visit belongs to the period it started in), else those still alive at its start.
     fn session_rows(&self, started_in_range: bool) -> Sql {
         let mut sql = Sql::new();
         sql.push("SELECT session_id");
@@ -196,9 +196,15 @@ impl Planner<'_> {
         }
         sql.push(" FROM sessions WHERE project_id = toUUID(").str(&self.ctx.project.to_string()).push(")");
         sql.push(" GROUP BY session_id");
+        let start_ms = self.range.start.timestamp_millis().max(0) as u64;
         if started_in_range {
-            sql.push(" HAVING s_first_ms >= ").uint(self.range.start.timestamp_millis().max(0) as u64);
+            sql.push(" HAVING s_first_ms >= ").uint(start_ms);
             sql.push(" AND s_first_ms < ").uint(self.range.end.timestamp_millis().max(0) as u64);
+        } else {
+            // Sessions joined to events in the range: an event's time never exceeds its arrival (the hub clamps
+            // it), so its session was still seen at or after the range's start. A late batch can arrive long after
+            // the range ends, so there is no safe upper bound.
+            sql.push(" HAVING s_last_ms >= ").uint(start_ms);
         }
         sql
     }
