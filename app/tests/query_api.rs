@@ -461,6 +461,31 @@ async fn comparisons_pair_periods_and_buckets() {
 }
 
 #[tokio::test]
+async fn relative_ranges_are_the_projects_days_around_now() {
+    let app = spawn_app_with(None).await;
+    let visit = Visit {
+        session: 7,
+        visitor: 7,
+        source: ("direct", "", ""),
+        utm: ("", ""),
+        country: "DE",
+        agent: ("Chrome", "Linux", "desktop"),
+    };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    write(&app.env, &[event(app.project, &visit, &now, EventType::Pageview, "/")]).await;
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+    for (range, visitors) in [("day", 1), ("7d", 0), ("30d", 0), ("month", 1), ("year", 1), ("12mo", 0), ("all", 1)] {
+        let answer = app.query(json!(["visitors", "visits"]), json!({ "date_range": range })).await;
+        assert_eq!(answer["results"][0]["metrics"], json!([visitors, visitors]), "{range}");
+        if range == "all" {
+            // `all` starts on the project's first day with events: today.
+            let from = answer["query"]["date_range"][0].as_str().unwrap().to_owned();
+            assert!(from.starts_with(&format!("{today}T00:00:00")), "{from}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn csv_answers_the_rows() {
     let app = spawn_app().await;
     let body = json!({ "site_id": "shop.example", "metrics": ["visitors", "pageviews"], "date_range": RANGE,
