@@ -318,6 +318,46 @@ async fn dimensions_group_as_counted_by_hand() {
 }
 
 #[tokio::test]
+async fn the_other_dimensions() {
+    let app = spawn_app().await;
+    let visitors = |d: &str| app.rows(json!(["visitors"]), json!({ "dimensions": [d] }));
+    assert_eq!(visitors("event:hostname").await, [json!(["shop.example", 3])]);
+    assert_eq!(visitors("visit:utm_source").await, [json!(["", 2]), json!(["newsletter", 1])]);
+    for empty in ["visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:region", "visit:city"] {
+        assert_eq!(visitors(empty).await, [json!(["", 3])], "{empty}");
+    }
+    assert_eq!(visitors("visit:browser_version").await, [json!(["1", 3])]);
+    assert_eq!(visitors("visit:os").await, [json!(["Linux", 1]), json!(["Windows", 1]), json!(["iOS", 1])]);
+    assert_eq!(visitors("visit:os_version").await, [json!(["(not set)", 3])]);
+    assert_eq!(
+        app.rows(json!(["visitors", "visits"]), json!({ "dimensions": ["visit:referrer"] })).await,
+        [json!(["Direct / None", 2, 2]), json!(["https://google.com/", 1, 2])]
+    );
+    // Two dimensions at once: each pair of values is a group; the default order puts time first.
+    assert_eq!(
+        app.rows(json!(["visitors"]), json!({ "dimensions": ["visit:country", "time:day"] })).await,
+        [json!(["DE", "2024-01-10", 2]), json!(["US", "2024-01-10", 1]), json!(["DE", "2024-01-11", 2])]
+    );
+}
+
+#[tokio::test]
+async fn request_values_are_data_never_sql() {
+    let app = spawn_app().await;
+    let sneaky = "x') OR 1=1 OR ('";
+    let rows = app
+        .rows(
+            json!(["visitors"]),
+            json!({ "filters": [["is", "event:page", [sneaky]], ["contains", "visit:source", ["\\'"]]] }),
+        )
+        .await;
+    assert_eq!(rows, [json!([0])]);
+    assert_eq!(
+        app.rows(json!(["visitors"]), json!({ "dimensions": ["event:props:it's"] })).await,
+        [json!(["(none)", 3])]
+    );
+}
+
+#[tokio::test]
 async fn every_filter_operator_and_nesting() {
     let app = spawn_app().await;
     let agg = |filters: Value| {
@@ -458,6 +498,27 @@ async fn comparisons_pair_periods_and_buckets() {
         )
         .await;
     assert_eq!(custom["results"][0]["comparison"]["metrics"], json!([2]));
+    // 365 days back: nothing then.
+    let yoy =
+        app.query(json!(["visitors"]), json!({ "include": { "comparisons": { "mode": "year_over_year" } } })).await;
+    assert_eq!(yoy["results"][0]["comparison"], json!({ "dimensions": [], "metrics": [0], "change": [100] }));
+    assert_eq!(yoy["meta"]["comparison_date_range"], json!(["2023-01-10T00:00:00+01:00", "2023-01-11T23:59:59+01:00"]));
+    // The previous period starts on Monday 8 January; matching Wednesday 10 January's weekday would land on the
+    // source's own first day, so it goes back a week: 3-4 January.
+    let weekday = app
+        .query(
+            json!(["visitors"]),
+            json!({ "include": { "comparisons": { "mode": "previous_period", "match_day_of_week": true } } }),
+        )
+        .await;
+    assert_eq!(
+        weekday["meta"]["comparison_date_range"],
+        json!(["2024-01-03T00:00:00+01:00", "2024-01-04T23:59:59+01:00"])
+    );
+    assert_eq!(
+        weekday["query"]["include"],
+        json!({ "comparisons": { "mode": "previous_period", "match_day_of_week": true } })
+    );
 }
 
 #[tokio::test]
