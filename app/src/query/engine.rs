@@ -122,9 +122,16 @@ async fn evaluate_with_bucket(
     {
         planned = plan::plan_with_bucket(ctx, query, range, bucket)?;
     }
+    // The statements are independent: sent together, the answer waits for the slowest, not for their sum.
+    let mut running = tokio::task::JoinSet::new();
+    for statement in planned.statements.iter().cloned() {
+        let client = ch.client.clone();
+        running.spawn(async move { (statement.part, fetch(&client, &statement.sql).await) });
+    }
     let mut parts: PartRows = HashMap::new();
-    for statement in &planned.statements {
-        parts.insert(statement.part, fetch(ch, &statement.sql).await?);
+    while let Some(done) = running.join_next().await {
+        let (part, rows) = done.map_err(|e| RunError::Failed(anyhow::anyhow!("a statement's task failed: {e}")))?;
+        parts.insert(part, rows?);
     }
     if let Some(i) = time_dimension(query)
         && planned.bucket == Bucket::Week
@@ -141,8 +148,8 @@ async fn evaluate_with_bucket(
     Ok(Evaluated { bucket: planned.bucket, rows: merge(query, parts) })
 }
 
-async fn fetch(ch: &ClickHouse, sql: &Sql) -> Result<Vec<Group>, RunError> {
-    sql.bind(&ch.client).fetch_all::<Group>().await.map_err(|e| classify(e, sql))
+async fn fetch(client: &clickhouse::Client, sql: &Sql) -> Result<Vec<Group>, RunError> {
+    sql.bind(client).fetch_all::<Group>().await.map_err(|e| classify(e, sql))
 }
 
 /// Connection failures are the store being down (503); a refused regular expression is the request's fault
