@@ -161,9 +161,13 @@ fn classify(err: clickhouse::error::Error, sql: &Sql) -> RunError {
         E::BadResponse(text) => {
             // 427 CANNOT_COMPILE_REGEXP
             if text.contains("Code: 427") {
+                let detail = text
+                    .split("cannot compile re2: ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(". Look at").next())
+                    .unwrap_or("it does not compile");
                 return RunError::Invalid(QueryError::new(format!(
-                    "Invalid filters. A regular expression was refused by ClickHouse: {}",
-                    text.lines().next().unwrap_or_default()
+                    "Invalid filters. A regular expression is not valid RE2 syntax (ClickHouse's `match`): {detail}"
                 )));
             }
             RunError::Failed(anyhow::anyhow!("ClickHouse refused a planned statement: {text}\n{}", sql.with_literals()))
