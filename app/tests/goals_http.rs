@@ -118,3 +118,49 @@ async fn keys_and_outsiders_get_what_their_scope_allows() {
     );
     assert_eq!(app.delete(&goal, Who::Key(&admin_key)).await.0, StatusCode::NO_CONTENT);
 }
+
+/// Runs the `app` binary against this test's database.
+fn app_cli(env: &tidemark_testkit::TestEnv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+        .args(args)
+        .env("TIDEMARK_POSTGRES_URL", &env.postgres_url)
+        .env("TIDEMARK_CONFIG", "/dev/null")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the app binary runs")
+}
+
+#[tokio::test]
+async fn the_cli_adds_and_lists_goals_as_json_lines() {
+    let app = spawn_app().await;
+    let (_, owner) = app.signed_in("owner@x.test", false).await;
+    let (project, _) = app.project(&owner, "Shop").await;
+    let id = project.to_string();
+
+    let added = app_cli(&app.env, &["goal", "add", "--project", &id, "--event", "Signup"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    assert_eq!((&line["goal_type"], &line["display_name"]), (&json!("event"), &json!("Signup")));
+    let added = app_cli(&app.env, &["goal", "add", "--project", &id, "--page", "/pricing/**", "--name", "Pricing"]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let bad = app_cli(&app.env, &["goal", "add", "--project", &id, "--page", "pricing"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("page_path"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let both = app_cli(&app.env, &["goal", "add", "--project", &id, "--page", "/a", "--event", "A"]);
+    assert!(!both.status.success(), "clap refuses both kinds");
+
+    let listed = app_cli(&app.env, &["goal", "list", "--project", &id]);
+    assert!(listed.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1],
+        json!({ "id": lines[1]["id"], "display_name": "Pricing", "goal_type": "page",
+                                 "page_path": "/pricing/**" })
+    );
+    // The CLI and the API show goals alike.
+    let (_, api) = app.get(&format!("/api/v1/projects/{project}/goals"), Who::Browser(&owner)).await;
+    assert_eq!(api, json!(lines));
+}
