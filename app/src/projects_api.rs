@@ -166,6 +166,9 @@ async fn rotate_token(
     })))
 }
 
+/// How long a deletion waits for ClickHouse to accept the purge before answering `"purge": "pending"`.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Deletes a project (owners only). PostgreSQL first, so the hub refuses its tokens and the API forgets it even
 /// when ClickHouse is down; then the ClickHouse rows go by asynchronous mutations. When ClickHouse cannot take
 /// them now, the purge stays pending and the app retries it (see `purge`). Answers 202: rows disappear when the
@@ -181,7 +184,10 @@ async fn delete(
     allow(&state, &caller, project, Action::DeleteProject).await?;
     let tokens = projects::delete(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
     control.announce(&tokens).await;
-    let purge = match async { purge::issue(analytics.get().await?, project).await }.await {
+    // Bounded: a ClickHouse that does not answer must not hold the answer (the purge is retried later anyway).
+    let issue = async { purge::issue(analytics.get().await?, project).await };
+    let issued = tokio::time::timeout(PURGE_WAIT, issue).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    let purge = match issued {
         Ok(()) => "started",
         Err(e) => {
             tracing::warn!(%project, error = format!("{e:#}"), "Project deleted; its ClickHouse rows will be purged later.");

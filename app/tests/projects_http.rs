@@ -135,9 +135,15 @@ async fn spawn_hub(env: &tidemark_testkit::TestEnv) -> String {
 }
 
 async fn send_event(hub: &str, token: &str) -> StatusCode {
+    send_event_from(hub, token, "https://a.io").await
+}
+
+/// An event as a browser on `origin` sends it.
+async fn send_event_from(hub: &str, token: &str, origin: &str) -> StatusCode {
     reqwest::Client::new()
         .post(format!("{hub}/v1/event"))
         .header("user-agent", FIREFOX)
+        .header("origin", origin)
         .bearer_auth(token)
         .json(&json!({ "type": "pageview", "url": "https://a.io/" }))
         .send()
@@ -168,6 +174,28 @@ async fn a_rotated_or_deleted_projects_token_is_refused_at_once_by_a_running_hub
     assert_eq!(send_event(&hub, &old).await, StatusCode::ACCEPTED, "the hub now caches the token for an hour");
     let path = format!("/api/v1/projects/{project}/token");
     assert_eq!(app.get(&path, Who::Browser(&editor)).await.1["token"], json!(old));
+
+    // New allowed domains hold at once, although the hub cached the project with none.
+    let settings = format!("/api/v1/projects/{project}");
+    let (status, _) = app.patch(&settings, Who::Browser(&editor), json!({ "domains": ["shop.example"] })).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut refused = false;
+    for _ in 0..50 {
+        if send_event_from(&hub, &old, "https://a.io").await == StatusCode::FORBIDDEN {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the hub still allowed an origin the project no longer lists");
+    assert_eq!(send_event_from(&hub, &old, "https://www.shop.example").await, StatusCode::ACCEPTED);
+    app.patch(&settings, Who::Browser(&editor), json!({ "domains": [] })).await;
+    for _ in 0..50 {
+        if send_event(&hub, &old).await == StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     assert_eq!(app.post(&path, Who::Browser(&editor), json!({})).await.0, StatusCode::FORBIDDEN);
     let admin_key = app.key(project, Scope::Admin).await;
