@@ -219,14 +219,24 @@ pub async fn live_tokens(pool: &PgPool, id: Uuid) -> anyhow::Result<Vec<String>>
 
 /// Tells running hubs to forget these tokens, the path every token change takes (CLI and API alike). The database
 /// is already right: a hub that misses the message forgets the token when its cache entry expires.
+/// Bounded by `ANNOUNCE_WAIT`, since a Redis that accepts the connection but never answers would otherwise hold
+/// the request (or the command) forever.
 pub async fn announce_token_changes(redis_url: &str, key_prefix: &str, tokens: &[String]) {
-    for token in tokens {
-        if let Err(e) = tidemark_shared::pubsub::announce_token_change(redis_url, key_prefix, token).await {
-            tracing::warn!(error = format!("{e:#}"), "Could not announce the token change to the hubs.");
-            return;
+    let announce = async {
+        for token in tokens {
+            tidemark_shared::pubsub::announce_token_change(redis_url, key_prefix, token).await?;
         }
+        anyhow::Ok(())
+    };
+    let done =
+        tokio::time::timeout(ANNOUNCE_WAIT, announce).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    if let Err(e) = done {
+        tracing::warn!(error = format!("{e:#}"), "Could not announce the token change to the hubs.");
     }
 }
+
+/// How long a token change waits for Redis to take its announcement.
+pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Soft-deletes a live project: from this commit on the hub refuses its tokens (they are revoked too) and the API
 /// answers 404 for it. Returns the tokens to announce, or None when there was no live project. Its ClickHouse rows

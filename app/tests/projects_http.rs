@@ -420,3 +420,23 @@ async fn every_table_with_project_rows_is_purged() {
     purged.sort();
     assert_eq!(tables, purged);
 }
+
+#[tokio::test]
+async fn a_rotation_while_redis_is_down_still_revokes_the_old_token() {
+    let app = spawn_app_with(|c| c.redis_url = Secret::new("redis://127.0.0.1:9/0".into())).await;
+    let (_, owner) = app.signed_in("owner@x.test", false).await;
+    let (project, old) = app.project(&owner, "Site").await;
+    let (status, rotated) =
+        app.post(&format!("/api/v1/projects/{project}/token"), Who::Browser(&owner), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    // What a hub reads on its next lookup (the cache expires on its own when the announcement cannot be sent).
+    let live: Option<Uuid> = sqlx::query_scalar(
+        "SELECT p.id FROM ingest_tokens t JOIN projects p ON p.id = t.project_id \
+         WHERE t.token = $1 AND t.revoked_at IS NULL AND p.deleted_at IS NULL",
+    )
+    .bind(&old)
+    .fetch_optional(&app.env.pg)
+    .await
+    .unwrap();
+    assert_eq!(live, None);
+}
