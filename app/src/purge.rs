@@ -31,6 +31,9 @@ pub const TABLES: [(&str, &str); 5] = [
 /// How long after a deletion a pass counts as the last one: longer than the queue normally holds an event.
 pub const SETTLE: Duration = Duration::from_secs(5 * 60);
 
+/// How long a pass waits for ClickHouse to accept its mutations.
+pub const ISSUE_WAIT: Duration = Duration::from_secs(60);
+
 /// How often `app serve` looks for pending purges.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5 * 60);
 
@@ -85,7 +88,10 @@ pub async fn run_pending(pool: &PgPool, ch: &ClickHouse) -> anyhow::Result<usize
         .await
         .context("finding a pending purge")?;
         let Some(project) = next else { return Ok(done) };
-        issue(ch, project).await?;
+        // Bounded, so a ClickHouse that stops answering does not keep the claim (and its transaction) forever.
+        tokio::time::timeout(ISSUE_WAIT, issue(ch, project))
+            .await
+            .map_err(|_| anyhow::anyhow!("ClickHouse did not take the purge of {project} within {ISSUE_WAIT:?}"))??;
         sqlx::query("UPDATE projects SET purged_at = now() WHERE id = $1")
             .bind(project)
             .execute(&mut *tx)
