@@ -25,6 +25,7 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
     let endpoint =
         tidemark_shared::clickhouse::Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
     let analytics = web::Data::new(AnalyticsStore::new(endpoint));
+    let control = crate::control::Control::new(config);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(access.clone())
@@ -32,6 +33,7 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
+            .configure(crate::control::configure(control.clone()))
     })
     .listen(listener)?
     .run();

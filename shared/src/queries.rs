@@ -228,6 +228,38 @@ pub const CATALOG: &[CatalogQuery] = &[
               HAVING last_ms >= ? AND first_ms < ? ORDER BY last_ms DESC, user_id LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "100"],
     },
+    // Deleting a project (app/src/purge.rs): the tables present (an operator may have dropped the old `devices`),
+    // then one asynchronous mutation per table that holds project rows. Bindings: the project id as text.
+    CatalogQuery {
+        name: "projects.purge_tables",
+        sql: "SELECT name FROM system.tables WHERE database = currentDatabase()",
+        samples: &[],
+    },
+    CatalogQuery {
+        name: "projects.purge_events",
+        sql: "ALTER TABLE events DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_sessions",
+        sql: "ALTER TABLE sessions DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_devices_v2",
+        sql: "ALTER TABLE devices_v2 DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_users",
+        sql: "ALTER TABLE users DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_devices",
+        sql: "ALTER TABLE devices DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
 ];
 
 /// A catalog query by name; the services take their SQL from here so the compatibility run checks what runs.
