@@ -9,7 +9,9 @@ pub mod config;
 pub mod goals;
 pub mod projects;
 pub mod query;
+pub mod realtime;
 pub mod setup;
+pub mod site;
 pub mod startup;
 pub mod users;
 

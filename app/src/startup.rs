@@ -11,6 +11,7 @@ use std::net::TcpListener;
 pub struct AppServer {
     pub port: u16,
     pub server: Server,
+    pub realtime: web::Data<crate::realtime::Feeds>,
 }
 
 pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppServer> {
@@ -25,17 +26,21 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
     let endpoint =
         tidemark_shared::clickhouse::Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
     let analytics = web::Data::new(AnalyticsStore::new(endpoint));
+    let realtime = web::Data::new(crate::realtime::Feeds::new(analytics.clone().into_inner(), Default::default()));
+    let feeds = realtime.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(access.clone())
             .app_data(analytics.clone())
+            .app_data(feeds.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
+            .configure(crate::realtime::configure)
     })
     .listen(listener)?
     .run();
-    Ok(AppServer { port, server })
+    Ok(AppServer { port, server, realtime })
 }
 
 async fn index() -> HttpResponse {
