@@ -178,6 +178,8 @@ async fn the_stream_shows_each_accepted_event_once_within_two_seconds_and_the_co
     let key = read_key(&env, project).await;
     let app = start_app(&env.postgres_url, &env.clickhouse_url);
     let (hub, _stop_worker) = start_pipeline(&env).await;
+    // A merge would fold the redelivered copy below into its original before the check sees it there.
+    env.ch.client.query("SYSTEM STOP MERGES events").execute().await.unwrap();
 
     let mut stream = app.stream("shop.example", &key).await;
     let first = stream.next(Duration::from_secs(5)).await.expect("a first message");
