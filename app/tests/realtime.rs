@@ -338,3 +338,89 @@ async fn a_key_of_another_project_is_answered_like_an_unknown_site() {
     assert_eq!(anonymous.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.feeds.pollers(), 0, "no stream was opened");
 }
+
+/// `n` pageviews of one visitor, written straight into `events` as a worker would, arriving now.
+async fn insert_pageviews(ch: &tidemark_shared::clickhouse::ClickHouse, project: Uuid, paths: &[&str]) {
+    for path in paths {
+        let sql = "INSERT INTO events (project_id, event_id, type, name, ts, millis, received_at, visitor_id, \
+                   session_id, path, host) VALUES (toUUID(?), toUUID(?), 'pageview', 'pageview', now(), 0, now(), 42, 7, \
+                   ?, 'shop.example')";
+        ch.client
+            .query(sql)
+            .bind(project.to_string())
+            .bind(Uuid::new_v4().to_string())
+            .bind(*path)
+            .execute()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn clickhouse_down_answers_503_and_an_open_stream_resumes() {
+    let env = test_env().await;
+    let mut clickhouse = tidemark_testkit::private_clickhouse::PrivateClickHouse::start().await.unwrap();
+    let database = tidemark_testkit::random_name("t_");
+    let ch = clickhouse.migrated(&database).await.unwrap();
+    let (project, _) = env.project(&["shop.example"]).await;
+    let key = read_key(&env, project).await;
+    let app = start_app(&env.postgres_url, &clickhouse.url(&database));
+
+    let mut stream = app.stream("shop.example", &key).await;
+    assert_eq!(stream.next(Duration::from_secs(5)).await.unwrap().event.as_deref(), Some("visitors"));
+
+    clickhouse.stop().await;
+    let response = app.get("/api/v2/realtime/visitors?site_id=shop.example", &key).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("ClickHouse"), "{body}");
+    let told = stream.next(Duration::from_secs(10)).await.expect("the stream says ClickHouse is gone");
+    assert_eq!(told.event.as_deref(), Some("unavailable"));
+
+    clickhouse.resume().await.unwrap();
+    insert_pageviews(&ch, project, &["/after-the-outage"]).await;
+    let mut seen = Vec::new();
+    while !seen.contains(&"pageview".to_owned()) {
+        let message = stream.next(Duration::from_secs(15)).await.expect("the stream resumes");
+        if message.event.as_deref() == Some("pageview") {
+            assert_eq!(message.data["path"], "/after-the-outage");
+        }
+        seen.push(message.event.unwrap());
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("resumed"), "{seen:?}");
+    let (status, body) = app.visitors("shop.example", &key).await;
+    assert_eq!((status, body["visitors"].as_u64()), (StatusCode::OK, Some(1)));
+    stream.close();
+}
+
+#[tokio::test]
+async fn a_client_that_reads_too_slowly_is_told_and_dropped_with_bounded_memory() {
+    let env = test_env().await;
+    let (project, _) = env.project(&["shop.example"]).await;
+    let endpoint = tidemark_shared::clickhouse::Endpoint::parse(&env.clickhouse_url, "").unwrap();
+    let store = std::sync::Arc::new(tidemark_app::analytics_store::AnalyticsStore::new(endpoint));
+    let settings = tidemark_app::realtime::Settings {
+        poll_every: Duration::from_millis(100),
+        visitors_every: Duration::from_secs(60),
+        heartbeat_every: Duration::from_secs(60),
+        queue: 8,
+    };
+    let feeds = std::sync::Arc::new(Feeds::new(store, settings));
+    // Subscribed, and never read from: a client whose connection stalls.
+    let mut frames = feeds.subscribe(project, actix_web::web::Bytes::from_static(b"event: visitors\ndata: 0\n\n"));
+    let paths: Vec<String> = (0..20).map(|i| format!("/burst/{i}")).collect();
+    insert_pageviews(&env.ch, project, &paths.iter().map(String::as_str).collect::<Vec<_>>()).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (feeds.subscribers(project), feeds.pollers()) != (0, 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((feeds.subscribers(project), feeds.pollers()), (0, 0), "the slow subscriber was not dropped");
+    let mut queued = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        queued.push(String::from_utf8(frame.to_vec()).unwrap());
+    }
+    assert!(queued.len() <= settings.queue, "{} frames queued for one client", queued.len());
+    assert!(queued.last().unwrap().starts_with("event: dropped\n"), "{queued:?}");
+}
