@@ -15,8 +15,8 @@ pub async fn current_visitors(ch: &ClickHouse, project: Uuid, now: i64) -> anyho
     let query = ch
         .client
         .query(queries::by_name("realtime.visitors").sql)
-        .bind(project.to_string())
         .bind(since)
+        .bind(project.to_string())
         .bind(since - LOOKBACK_SECS);
     with_deadline(query.fetch_one::<u64>()).await.context("counting current visitors")
 }

@@ -141,8 +141,8 @@ pub async fn fetch(ch: &ClickHouse, project: Uuid, floor_s: i64) -> anyhow::Resu
     let query = ch
         .client
         .query(queries::by_name("realtime.feed").sql)
-        .bind(project.to_string())
         .bind(floor_s)
+        .bind(project.to_string())
         .bind(floor_s - LOOKBACK_SECS)
         .bind(POLL_LIMIT);
     let bytes = with_deadline(async {
