@@ -424,3 +424,36 @@ async fn a_client_that_reads_too_slowly_is_told_and_dropped_with_bounded_memory(
     assert!(queued.len() <= settings.queue, "{} frames queued for one client", queued.len());
     assert!(queued.last().unwrap().starts_with("event: dropped\n"), "{queued:?}");
 }
+
+#[tokio::test]
+async fn a_signed_in_viewer_reads_with_the_session_cookie_and_a_stranger_sees_404() {
+    let env = test_env().await;
+    let (project, _) = env.project(&["shop.example"]).await;
+    let app = start_app(&env.postgres_url, &env.clickhouse_url);
+    let viewer = tidemark_app::users::create(&env.pg, "viewer@x.test", "a long enough password", false).await.unwrap();
+    tidemark_app::auth::roles::grant(&env.pg, project, viewer, tidemark_app::auth::roles::Role::Viewer).await.unwrap();
+    tidemark_app::users::create(&env.pg, "stranger@x.test", "a long enough password", false).await.unwrap();
+
+    for (email, want) in [("viewer@x.test", StatusCode::OK), ("stranger@x.test", StatusCode::NOT_FOUND)] {
+        let login = app
+            .http
+            .post(format!("{}/api/v1/login", app.base))
+            .json(&serde_json::json!({"email": email, "password": "a long enough password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK);
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        // A GET with the cookie and no CSRF token: reading changes nothing.
+        for path in ["visitors", "stream"] {
+            let response = app
+                .http
+                .get(format!("{}/api/v2/realtime/{path}?site_id=shop.example", app.base))
+                .header("Cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), want, "{email} {path}");
+        }
+    }
+}
