@@ -38,6 +38,9 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
             .configure(crate::access_api::configure)
             .configure(crate::realtime::configure)
     })
+    // A client closing its side means it left (browsers never half-close): drop its response at once, so a realtime
+    // stream is freed when its reader goes rather than when a later write fails (up to two writes later).
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
     Ok(AppServer { port, server, realtime })
