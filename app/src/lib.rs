@@ -13,7 +13,9 @@ pub mod projects;
 pub mod projects_api;
 pub mod purge;
 pub mod query;
+pub mod realtime;
 pub mod setup;
+pub mod site;
 pub mod startup;
 pub mod users;
 
