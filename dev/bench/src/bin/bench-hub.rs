@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let hub_rss = process::peak_rss_mib(hub.id()).unwrap_or(0.0);
     let minimal_rss = process::peak_rss_mib(minimal.id()).unwrap_or(0.0);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await?.text().await?;
+    let metrics = hub_metrics(&[metrics_port, hub_port]).await?;
     stop(&mut hub);
     stop(&mut minimal);
     trimmer.abort();
@@ -266,6 +266,20 @@ async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> anyhow:
         info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
     };
     Ok(field("used_cpu_sys:") + field("used_cpu_user:"))
+}
+
+/// The hub's `/metrics`, from the first of `ports` that serves it: today's hubs serve it on `hub_metrics_listen`
+/// only, hubs before 2026-12-03 on the ingest port only (and ignore the metrics setting), so `--hub-bin` can
+/// measure either.
+async fn hub_metrics(ports: &[u16]) -> anyhow::Result<String> {
+    for port in ports {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await
+            && response.status().is_success()
+        {
+            return Ok(response.text().await?);
+        }
+    }
+    bail!("no /metrics on ports {ports:?}")
 }
 
 /// The sum of a Prometheus counter over its labels.
