@@ -1,5 +1,5 @@
-//! Accounts and access over HTTP: first-run setup, sign-in and sign-out, who am I, a project's settings and its
-//! secret keys. Every project endpoint goes through `roles::authorize`.
+//! Accounts and access over HTTP: first-run setup, sign-in and sign-out, who am I, a project's secret keys and
+//! members (the projects themselves are in `projects_api`). Every project endpoint goes through `roles::authorize`.
 
 use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller, session_clear_cookie, session_set_cookie};
@@ -7,9 +7,12 @@ use crate::auth::login::{self, Outcome};
 use crate::auth::roles::{self, Action, MembershipError, Principal, Role, Scope};
 use crate::auth::throttle::Throttle;
 use crate::auth::{keys, sessions};
-use crate::{projects, users};
-use actix_web::{HttpResponse, web};
+use crate::control::Control;
+use crate::projects_api::allow;
+use crate::users;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use std::time::Instant;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,8 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/login", web::post().to(login))
     .route("/api/v1/logout", web::post().to(logout))
     .route("/api/v1/me", web::get().to(me))
-    .route("/api/v1/projects/{id}", web::get().to(project_get))
-    .route("/api/v1/projects/{id}", web::patch().to(project_update))
     .route("/api/v1/projects/{id}/keys", web::get().to(keys_list))
     .route("/api/v1/projects/{id}/keys", web::post().to(key_create))
     .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke))
@@ -82,8 +83,29 @@ async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> R
     }
 }
 
-async fn login(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
-    match login::login(&state.pool, &Throttle::default(), state.lifetimes, &body.email, &body.password).await? {
+/// Signs in under two limits: failures per client address (`address_limit`, checked first, so a locked-out
+/// sprayer stops counting against e-mails) and failures per e-mail (`throttle`).
+async fn login(
+    state: web::Data<AccessState>,
+    control: web::Data<Control>,
+    req: HttpRequest,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = &control.sign_in_limit;
+    let attempt = match req.peer_addr() {
+        Some(peer) => Some(
+            limit.begin(peer.ip(), Instant::now()).map_err(|retry_after| ApiError::AddressLocked { retry_after })?,
+        ),
+        None => None,
+    };
+    let outcome = login::login(&state.pool, &Throttle::default(), state.lifetimes, &body.email, &body.password).await?;
+    if let Some(attempt) = attempt {
+        match outcome {
+            Outcome::SignedIn { .. } => limit.succeeded(attempt),
+            Outcome::Refused | Outcome::Locked { .. } => limit.failed(attempt, Instant::now()),
+        }
+    }
+    match outcome {
         Outcome::SignedIn { account, session } => Ok(HttpResponse::Ok()
             .insert_header(("Set-Cookie", session_set_cookie(&session.id, &state)))
             .insert_header(("Cache-Control", "no-store"))
@@ -114,55 +136,6 @@ async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRespons
         }
         (Principal::Account { .. }, None) => Err(ApiError::Unauthenticated),
     }
-}
-
-async fn allow(state: &AccessState, caller: &Caller, project: Uuid, action: Action) -> Result<(), ApiError> {
-    roles::authorize(&state.pool, &caller.principal, project, action).await?.map_err(ApiError::from)
-}
-
-async fn project_get(
-    state: web::Data<AccessState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    let project = path.into_inner();
-    allow(&state, &caller, project, Action::Read).await?;
-    let settings = projects::get(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(settings))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsChange {
-    name: Option<String>,
-    timezone: Option<String>,
-}
-
-async fn project_update(
-    state: web::Data<AccessState>,
-    caller: Caller,
-    path: web::Path<Uuid>,
-    body: web::Json<SettingsChange>,
-) -> Result<HttpResponse, ApiError> {
-    let project = path.into_inner();
-    allow(&state, &caller, project, Action::EditSettings).await?;
-    if let Some(name) = &body.name
-        && (name.trim().is_empty() || name.trim().len() > 200)
-    {
-        return Err(ApiError::BadInput { field: "name".into(), problem: "must be 1 to 200 characters".into() });
-    }
-    let timezone = match &body.timezone {
-        Some(raw) => Some(
-            projects::known_timezone(&state.pool, raw)
-                .await
-                .map_err(|e| ApiError::BadInput { field: "timezone".into(), problem: e.to_string() })?,
-        ),
-        None => None,
-    };
-    let settings = projects::update(&state.pool, project, body.name.as_deref(), timezone.as_deref())
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(settings))
 }
 
 async fn keys_list(

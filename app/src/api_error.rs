@@ -17,6 +17,8 @@ pub enum ApiError {
     LoginRefused,
     #[error("too many failed sign-ins for this e-mail; try again later")]
     Locked { retry_after: Duration },
+    #[error("too many failed sign-ins from this address; try again later")]
+    AddressLocked { retry_after: Duration },
     #[error("missing or wrong X-CSRF-Token header (GET /api/v1/me returns the token)")]
     Csrf,
     #[error("not allowed")]
@@ -43,7 +45,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadInput { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated | ApiError::LoginRefused => StatusCode::UNAUTHORIZED,
-            ApiError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Locked { .. } | ApiError::AddressLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Csrf | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -57,7 +59,7 @@ impl ResponseError for ApiError {
             ApiError::BadInput { field, problem } => {
                 response.json(serde_json::json!({ "error": problem, "field": field }))
             }
-            ApiError::Locked { retry_after } => response
+            ApiError::Locked { retry_after } | ApiError::AddressLocked { retry_after } => response
                 .insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()))
                 .json(serde_json::json!({ "error": self.to_string() })),
             ApiError::Internal(e) => {

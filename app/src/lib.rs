@@ -6,11 +6,17 @@ pub mod analytics_store;
 pub mod api_error;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod goals;
+pub mod goals_api;
 pub mod projects;
+pub mod projects_api;
+pub mod purge;
 pub mod query;
 pub mod query_api;
+pub mod realtime;
 pub mod setup;
+pub mod site;
 pub mod startup;
 pub mod users;
 

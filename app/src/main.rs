@@ -2,7 +2,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Read;
 use tidemark_app::auth::{keys, roles};
-use tidemark_app::{AppConfig, projects, setup, users};
+use tidemark_app::goals::{input, store as goal_store};
+use tidemark_app::{AppConfig, projects, purge, setup, users};
 
 /// Tidemark app: admin, projects and tokens, analytics API and dashboards.
 #[derive(Parser)]
@@ -43,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Conversion goals of a project.
+    Goal {
+        #[command(subcommand)]
+        command: GoalCommand,
+    },
     /// Print every ClickHouse query the services issue, with sample values, as JSON lines.
     SqlCatalog,
 }
@@ -70,6 +76,29 @@ enum TokenCommand {
     Revoke { token: String },
     /// Issue a new token for a project and revoke its old ones; prints the new token as JSON.
     Rotate {
+        #[arg(long)]
+        project: uuid::Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum GoalCommand {
+    /// Add a goal (a custom event name or a page path pattern); prints it as one JSON line.
+    Add {
+        #[arg(long)]
+        project: uuid::Uuid,
+        /// A custom event with exactly this name.
+        #[arg(long, conflicts_with = "page", required_unless_present = "page")]
+        event: Option<String>,
+        /// A page path pattern: `*` within one path segment, `**` across segments (`/blog/**`).
+        #[arg(long)]
+        page: Option<String>,
+        /// The name answers use for the goal (default: the event name, or `Visit <pattern>`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print the project's goals, one JSON line each.
+    List {
         #[arg(long)]
         project: uuid::Uuid,
     },
@@ -149,11 +178,20 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(listen = config.app_listen, "App listening.");
             let app = tidemark_app::startup::build(&config, listener)?;
             announce_first_run(&config).await;
+            start_purging(&config)?;
             app.server.await?;
         }
         Command::Migrate => {
             let applied = setup::migrate(&config).await?;
             tracing::info!(clickhouse_applied = applied.len(), "Migrations up to date.");
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            let endpoint = tidemark_shared::clickhouse::Endpoint::parse(
+                config.clickhouse_url.expose(),
+                &config.clickhouse_database,
+            )?;
+            let ch = tidemark_shared::clickhouse::ClickHouse::connect(endpoint).await?;
+            let purged = purge::run_pending(&pool, &ch).await?;
+            tracing::info!(purged, "Pending project purges done.");
         }
         Command::Project { command } => {
             let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
@@ -222,19 +260,48 @@ async fn main() -> anyhow::Result<()> {
                     (serde_json::json!({ "project": project, "token": token, "revoked": revoked.len() }), revoked)
                 }
             };
-            for token in &changed {
-                // The database is already right; a hub that misses this forgets the token when its cache expires.
-                if let Err(e) =
-                    tidemark_shared::pubsub::announce_token_change(config.redis_url.expose(), &config.key_prefix, token)
-                        .await
-                {
-                    tracing::warn!(error = format!("{e:#}"), "Could not announce the token change to the hubs.");
+            projects::announce_token_changes(config.redis_url.expose(), &config.key_prefix, &changed).await;
+            println!("{output}");
+        }
+        Command::Goal { command } => {
+            let pool = tidemark_shared::postgres::connect(config.postgres_url.expose(), 2).await?;
+            match command {
+                GoalCommand::Add { project, event, page, name } => {
+                    projects::get(&pool, project).await?.with_context(|| format!("no project {project}"))?;
+                    let (kind, display_name) = input::new_goal(event.as_deref(), page.as_deref(), name.as_deref())
+                        .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.problem))?;
+                    let goal = goal_store::create(&pool, project, kind, Some(&display_name)).await?;
+                    println!("{}", serde_json::to_string(&goal_line(&goal))?);
+                }
+                GoalCommand::List { project } => {
+                    for goal in goal_store::list(&pool, project).await? {
+                        println!("{}", serde_json::to_string(&goal_line(&goal))?);
+                    }
                 }
             }
-            println!("{output}");
         }
         Command::SqlCatalog => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// A goal as the API shows it (flat: `goal_type` next to `event_name` or `page_path`).
+fn goal_line(goal: &tidemark_app::goals::Goal) -> serde_json::Value {
+    let mut line = serde_json::json!({ "id": goal.id, "display_name": goal.display_name });
+    if let (Some(line), Ok(serde_json::Value::Object(kind))) = (line.as_object_mut(), serde_json::to_value(&goal.kind))
+    {
+        line.extend(kind);
+    }
+    line
+}
+
+/// Retries pending project purges in the background (see `purge`); PostgreSQL and ClickHouse are reached lazily.
+fn start_purging(config: &AppConfig) -> anyhow::Result<()> {
+    let pool = tidemark_shared::postgres::connect_lazy(config.postgres_url.expose(), 2)?;
+    let endpoint =
+        tidemark_shared::clickhouse::Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
+    let store = std::sync::Arc::new(tidemark_app::analytics_store::AnalyticsStore::new(endpoint));
+    tokio::spawn(purge::keep_purging(pool, store));
     Ok(())
 }
 

@@ -45,9 +45,21 @@ pub async fn known_timezone(pool: &PgPool, raw: &str) -> anyhow::Result<String> 
 }
 
 pub async fn create(pool: &PgPool, name: &str, domains: &[String], timezone: &str) -> anyhow::Result<CreatedProject> {
+    create_owned(pool, name, domains, timezone, None).await
+}
+
+/// Creates a project and, when `owner` is given, makes that account its owner in the same transaction (a project
+/// created over HTTP is never left without one).
+pub async fn create_owned(
+    pool: &PgPool,
+    name: &str,
+    domains: &[String],
+    timezone: &str,
+    owner: Option<Uuid>,
+) -> anyhow::Result<CreatedProject> {
     let name = name.trim();
     anyhow::ensure!(!name.is_empty() && name.len() <= 200, "project name must be 1 to 200 characters");
-    let domains = domains.iter().map(|d| normalize_domain(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let domains = normalize_domains(domains)?;
     let timezone = known_timezone(pool, timezone).await?;
     let mut tx = pool.begin().await?;
     let id: Uuid =
@@ -65,8 +77,33 @@ pub async fn create(pool: &PgPool, name: &str, domains: &[String], timezone: &st
         .execute(&mut *tx)
         .await
         .context("inserting the ingest token")?;
+    if let Some(owner) = owner {
+        sqlx::query("INSERT INTO memberships (project_id, account_id, role) VALUES ($1, $2, 'owner')")
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .context("making the creator the owner")?;
+    }
     tx.commit().await?;
     Ok(CreatedProject { id, name: name.to_owned(), domains, timezone, token })
+}
+
+/// Most allowed domains per project; the hub compares an origin against each.
+pub const MAX_DOMAINS: usize = 100;
+
+/// Normalized, de-duplicated allowed domains, or an error naming the first bad one.
+pub fn normalize_domains(raw: &[String]) -> anyhow::Result<Vec<String>> {
+    anyhow::ensure!(raw.len() <= MAX_DOMAINS, "at most {MAX_DOMAINS} domains");
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for d in raw {
+        let d = normalize_domain(d)?;
+        anyhow::ensure!(d.len() <= 253, "`{d}` is longer than a host name can be");
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
 }
 
 /// Revokes a token; returns whether it was live. Hubs drop it from their caches when the app announces it.
@@ -135,32 +172,131 @@ pub async fn get(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Settings>> {
     Ok(row.map(|(id, name, domains, timezone)| Settings { id, name, domains, timezone }))
 }
 
-/// Renames a project and/or changes its time zone; None when the project is gone.
-pub async fn update(
-    pool: &PgPool,
-    id: Uuid,
-    name: Option<&str>,
-    timezone: Option<&str>,
-) -> anyhow::Result<Option<Settings>> {
-    let name = name.map(str::trim);
+/// A change of a project's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Change<'a> {
+    pub name: Option<&'a str>,
+    pub domains: Option<&'a [String]>,
+    pub timezone: Option<&'a str>,
+}
+
+/// Renames a project, replaces its allowed domains and/or changes its time zone; None when the project is gone.
+pub async fn update(pool: &PgPool, id: Uuid, change: &Change<'_>) -> anyhow::Result<Option<Settings>> {
+    let name = change.name.map(str::trim);
     if let Some(name) = name {
         anyhow::ensure!(!name.is_empty() && name.len() <= 200, "project name must be 1 to 200 characters");
     }
-    let timezone = match timezone {
+    let domains = change.domains.map(normalize_domains).transpose()?;
+    let timezone = match change.timezone {
         Some(raw) => Some(known_timezone(pool, raw).await?),
         None => None,
     };
     let row: Option<(Uuid, String, Vec<String>, String)> = sqlx::query_as(
-        "UPDATE projects SET name = coalesce($2, name), timezone = coalesce($3, timezone) \
+        "UPDATE projects SET name = coalesce($2, name), domains = coalesce($3, domains), \
+         timezone = coalesce($4, timezone) \
          WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, domains, timezone",
     )
     .bind(id)
     .bind(name)
+    .bind(domains)
     .bind(timezone)
     .fetch_optional(pool)
     .await
     .context("updating the project")?;
     Ok(row.map(|(id, name, domains, timezone)| Settings { id, name, domains, timezone }))
+}
+
+/// The live ingest tokens of a project, newest first (to show, or to announce when what the hub caches about them changes).
+pub async fn live_tokens(pool: &PgPool, id: Uuid) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT token FROM ingest_tokens WHERE project_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .context("reading the project's tokens")
+}
+
+/// Tells running hubs to forget these tokens, the path every token change takes (CLI and API alike). The database
+/// is already right: a hub that misses the message forgets the token when its cache entry expires.
+/// Bounded by `ANNOUNCE_WAIT`, since a Redis that accepts the connection but never answers would otherwise hold
+/// the request (or the command) forever.
+pub async fn announce_token_changes(redis_url: &str, key_prefix: &str, tokens: &[String]) {
+    let announce = async {
+        for token in tokens {
+            tidemark_shared::pubsub::announce_token_change(redis_url, key_prefix, token).await?;
+        }
+        anyhow::Ok(())
+    };
+    let done =
+        tokio::time::timeout(ANNOUNCE_WAIT, announce).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    if let Err(e) = done {
+        tracing::warn!(error = format!("{e:#}"), "Could not announce the token change to the hubs.");
+    }
+}
+
+/// How long a token change waits for Redis to take its announcement.
+pub const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Soft-deletes a live project: from this commit on the hub refuses its tokens (they are revoked too) and the API
+/// answers 404 for it. Returns the tokens to announce, or None when there was no live project. Its ClickHouse rows
+/// are removed by `purge`.
+pub async fn delete(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Vec<String>>> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query("UPDATE projects SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .context("deleting the project")?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let tokens: Vec<String> = sqlx::query_scalar(
+        "UPDATE ingest_tokens SET revoked_at = now() WHERE project_id = $1 AND revoked_at IS NULL RETURNING token",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .context("revoking the project's tokens")?;
+    tx.commit().await.context("committing the deletion")?;
+    Ok(Some(tokens))
+}
+
+/// A project as listed to a caller, with what the caller may do there.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// The account's role (instance admins are owners everywhere); absent for API keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::auth::roles::Role>,
+    /// The key's scope; absent for accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::auth::roles::Scope>,
+}
+
+/// The live projects an account may see, by name: its memberships, or every project for an instance admin.
+pub async fn list_for_account(pool: &PgPool, account: Uuid, is_admin: bool) -> anyhow::Result<Vec<Listed>> {
+    use crate::auth::roles::Role;
+    type Row = (Uuid, String, Vec<String>, String, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.id, p.name, p.domains, p.timezone, m.role FROM projects p \
+         LEFT JOIN memberships m ON m.project_id = p.id AND m.account_id = $1 \
+         WHERE p.deleted_at IS NULL AND ($2 OR m.role IS NOT NULL) ORDER BY lower(p.name), p.id",
+    )
+    .bind(account)
+    .bind(is_admin)
+    .fetch_all(pool)
+    .await
+    .context("listing the projects")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, domains, timezone, role)| Listed {
+            settings: Settings { id, name, domains, timezone },
+            role: if is_admin { Some(Role::Owner) } else { role.as_deref().and_then(Role::parse) },
+            scope: None,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::net::TcpListener;
 pub struct AppServer {
     pub port: u16,
     pub server: Server,
+    pub realtime: web::Data<crate::realtime::Feeds>,
 }
 
 pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppServer> {
@@ -25,18 +26,27 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
     let endpoint =
         tidemark_shared::clickhouse::Endpoint::parse(config.clickhouse_url.expose(), &config.clickhouse_database)?;
     let analytics = web::Data::new(AnalyticsStore::new(endpoint));
+    let control = crate::control::Control::new(config);
+    let realtime = web::Data::new(crate::realtime::Feeds::new(analytics.clone().into_inner(), Default::default()));
+    let feeds = realtime.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(access.clone())
             .app_data(analytics.clone())
+            .app_data(feeds.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
             .configure(crate::query_api::configure)
+            .configure(crate::control::configure(control.clone()))
+            .configure(crate::realtime::configure)
     })
+    // A client closing its side means it left (browsers never half-close): drop its response at once, so a realtime
+    // stream is freed when its reader goes rather than when a later write fails (up to two writes later).
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
-    Ok(AppServer { port, server })
+    Ok(AppServer { port, server, realtime })
 }
 
 async fn index() -> HttpResponse {

@@ -494,3 +494,26 @@ async fn admins_delete_accounts_but_not_the_last_admin() {
     assert_eq!(delete(root).await.unwrap().status(), StatusCode::CONFLICT, "the last admin stays");
     assert!(users::any_admin(&app.env.pg).await.unwrap());
 }
+
+#[tokio::test]
+async fn one_address_spraying_many_emails_is_stopped_with_retry_after() {
+    let app = spawn_app().await;
+    app.account("real@x.test", false).await;
+    // One guess per e-mail: no e-mail comes near its own limit of 5.
+    for i in 0..20 {
+        let response = app.login(&format!("guess{i}@x.test"), "a wrong but long password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // The 21st attempt from this address is refused before any password is checked, even the right one.
+    let response = app.login("real@x.test", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("address"), "{body}");
+    let attempts: i32 = sqlx::query_scalar("SELECT coalesce(sum(attempts), 0)::int4 FROM login_throttle")
+        .fetch_one(&app.env.pg)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 20, "refused attempts did not even count against an e-mail");
+}

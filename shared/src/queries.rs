@@ -228,6 +228,61 @@ pub const CATALOG: &[CatalogQuery] = &[
               HAVING last_ms >= ? AND first_ms < ? ORDER BY last_ms DESC, user_id LIMIT ?",
         samples: &["'00000000-0000-0000-0000-000000000001'", "1700000000000", "1800000000000", "100"],
     },
+    // Deleting a project (app/src/purge.rs): the tables present (an operator may have dropped the old `devices`),
+    // then one asynchronous mutation per table that holds project rows. Bindings: the project id as text.
+    CatalogQuery {
+        name: "projects.purge_tables",
+        sql: "SELECT name FROM system.tables WHERE database = currentDatabase()",
+        samples: &[],
+    },
+    CatalogQuery {
+        name: "projects.purge_events",
+        sql: "ALTER TABLE events DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_sessions",
+        sql: "ALTER TABLE sessions DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_devices_v2",
+        sql: "ALTER TABLE devices_v2 DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_users",
+        sql: "ALTER TABLE users DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    CatalogQuery {
+        name: "projects.purge_devices",
+        sql: "ALTER TABLE devices DELETE WHERE project_id = toUUID(?)",
+        samples: &["'00000000-0000-0000-0000-000000000001'"],
+    },
+    // Realtime (app/src/realtime): the clock is arrival (`received_at`, the hub's), so an event counts from the
+    // moment it was answered 202 whatever time its client claimed. The `ts` bound is no filter (the hub clamps `ts`
+    // to at most `max_event_age_secs` before arrival) but lets the sorting key skip the project's older days.
+    // `PREWHERE received_at` reads the arrival column alone over those days and the other columns only where it
+    // matches: at 10M events (one project, 90 days) the feed query went from 100 to 37 ms p50 (docs/BENCHMARKS.md).
+    // Bindings: the window's start (Unix seconds), the project id as text, the `ts` bound (then the row limit).
+    CatalogQuery {
+        name: "realtime.visitors",
+        sql: "SELECT uniqExact(visitor_id) AS visitors FROM events PREWHERE received_at >= toDateTime(?, 'UTC') \
+              WHERE project_id = toUUID(?) AND ts >= toDateTime(?, 'UTC')",
+        samples: &["1700000000", "'00000000-0000-0000-0000-000000000001'", "1699800000"],
+    },
+    // The live feed: events that arrived since the poller's floor, newest first, each event id once (a redelivered
+    // copy not yet merged away is the same id). No visitor, session or user id is read.
+    CatalogQuery {
+        name: "realtime.feed",
+        sql: "SELECT toString(event_id) AS id, type, name, toUInt32(ts) AS ts_s, millis, \
+              toUInt32(received_at) AS received_s, path, host, referrer_source, referrer_name, country, region, city, \
+              browser, os, device FROM events PREWHERE received_at >= toDateTime(?, 'UTC') WHERE project_id = toUUID(?) \
+              AND ts >= toDateTime(?, 'UTC') ORDER BY received_s DESC, ts_s DESC, millis DESC, id \
+              LIMIT 1 BY id LIMIT ?",
+        samples: &["1700000000", "'00000000-0000-0000-0000-000000000001'", "1699800000", "500"],
+    },
 ];
 
 /// A catalog query by name; the services take their SQL from here so the compatibility run checks what runs.

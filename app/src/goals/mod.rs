@@ -4,6 +4,7 @@
 //! and the query planner (which turns a goal into a condition on `events`). Names follow Plausible's goals: a goal
 //! is either a custom event name or a page path pattern, and answers name it by its display name.
 
+pub mod input;
 pub mod store;
 
 /// One goal as the planner and the API see it.

@@ -10,6 +10,7 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tidemark_bench::{process, traffic};
@@ -36,6 +37,8 @@ struct Args {
 }
 
 struct WrkResult {
+    /// CPU wrk itself used.
+    cpu: Duration,
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -50,6 +53,13 @@ struct Turn {
     cores: f64,
     /// Cores Redis used on average (the hub's turns only).
     redis_cores: f64,
+    /// Cores every other process used on average (busy time of the machine less the server, Redis and wrk): a
+    /// turn that shares the machine with a build or a test is not comparable with one that does not.
+    other_cores: f64,
+    /// Commands Redis executed during the turn (the hub's turns only), from every client: about 1.1 per hub
+    /// request (one `GETEX` per job in the script, the script call, its `XADD` and `MEMORY USAGE` per call of
+    /// about 15 jobs). More means another client is loading Redis, whose CPU the turn then counts as the hub's.
+    redis_commands: f64,
 }
 
 impl Turn {
@@ -83,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     let hub_bin = args.hub_bin.clone().unwrap_or_else(|| bin_dir.join("hub"));
-    let mut hub = Command::new(&hub_bin)
+    let hub = Command::new(&hub_bin)
         .env("TIDEMARK_HUB_LISTEN", format!("127.0.0.1:{hub_port}"))
         .env("TIDEMARK_HUB_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
         .env("TIDEMARK_REDIS_URL", &env.stores.redis_url)
@@ -97,12 +107,14 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {} (build it with --release)", hub_bin.display()))?;
+    let hub = Stopped(hub);
     let minimal_port = free_port()?;
-    let mut minimal = Command::new(bin_dir.join("minimal-handler"))
+    let minimal = Command::new(bin_dir.join("minimal-handler"))
         .arg(format!("127.0.0.1:{minimal_port}"))
         .stdout(Stdio::null())
         .spawn()
         .context("starting target/release/minimal-handler")?;
+    let minimal = Stopped(minimal);
     wait_http(&format!("http://127.0.0.1:{hub_port}/readyz")).await?;
     wait_tcp(minimal_port).await?;
 
@@ -115,18 +127,18 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rounds: Vec<(Turn, Turn)> = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds {
-        let hub_turn = turn(&args, &script, hub_port, hub.id(), Some(&mut conn)).await?;
-        let minimal_turn = turn(&args, &script, minimal_port, minimal.id(), None).await?;
+        let hub_turn = turn(&args, &script, hub_port, hub.0.id(), Some(&mut conn)).await?;
+        let minimal_turn = turn(&args, &script, minimal_port, minimal.0.id(), None).await?;
         if hub_turn.wrk.non_2xx > 0 {
             bail!("the hub answered {} requests with a non-2xx status", hub_turn.wrk.non_2xx);
         }
         rounds.push((hub_turn, minimal_turn));
     }
-    let hub_rss = process::peak_rss_mib(hub.id()).unwrap_or(0.0);
-    let minimal_rss = process::peak_rss_mib(minimal.id()).unwrap_or(0.0);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await?.text().await?;
-    stop(&mut hub);
-    stop(&mut minimal);
+    let hub_rss = process::peak_rss_mib(hub.0.id()).unwrap_or(0.0);
+    let minimal_rss = process::peak_rss_mib(minimal.0.id()).unwrap_or(0.0);
+    let metrics = hub_metrics(&[metrics_port, hub_port]).await?;
+    drop(hub);
+    drop(minimal);
     trimmer.abort();
     let queued = entries_added(&mut conn, &stream).await?;
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
@@ -147,29 +159,32 @@ async fn main() -> anyhow::Result<()> {
     println!();
     // CPU per request is steadier than req/s on a machine whose two cores are shared with the load generator.
     println!(
-        "| round | server | req/s | p50 ms | p99 ms | CPU (cores) | Redis CPU (cores) | CPU µs per request (server + Redis) | hub / minimal |"
+        "| round | server | req/s | p50 ms | p99 ms | CPU (cores) | Redis CPU (cores) | other processes (cores) | CPU µs per request (server + Redis) | Redis commands per request | hub / minimal |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, (h, m)) in rounds.iter().enumerate() {
         println!(
-            "| {} | hub | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} + {:.1} | {:.1}% |",
+            "| {} | hub | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} + {:.1} | {:.2} | {:.1}% |",
             i + 1,
             h.wrk.requests_per_sec,
             h.wrk.p50_ms,
             h.wrk.p99_ms,
             h.cores,
             h.redis_cores,
+            h.other_cores,
             h.us_per_request(h.cores),
             h.us_per_request(h.redis_cores),
+            h.redis_commands / h.wrk.requests.max(1) as f64,
             h.wrk.requests_per_sec / m.wrk.requests_per_sec * 100.0
         );
         println!(
-            "| {} | minimal handler | {:.0} | {:.2} | {:.2} | {:.2} | | {:.1} | |",
+            "| {} | minimal handler | {:.0} | {:.2} | {:.2} | {:.2} | | {:.2} | {:.1} | | |",
             i + 1,
             m.wrk.requests_per_sec,
             m.wrk.p50_ms,
             m.wrk.p99_ms,
             m.cores,
+            m.other_cores,
             m.us_per_request(m.cores)
         );
     }
@@ -198,6 +213,12 @@ async fn main() -> anyhow::Result<()> {
         mean(&|(h, _)| h.us_per_request(h.cores)),
         mean(&|(h, _)| h.us_per_request(h.redis_cores)),
         mean(&|(_, m)| m.us_per_request(m.cores))
+    );
+    println!(
+        "mean cores used by other processes during the turns: hub's {:.2}, minimal handler's {:.2} (0 on a machine \
+         running nothing else)",
+        mean(&|(h, _)| h.other_cores),
+        mean(&|(_, m)| m.other_cores)
     );
     println!("peak RSS: hub {hub_rss:.0} MiB, minimal handler {minimal_rss:.0} MiB");
     let accepted = metric_total(&metrics, "tidemark_hub_events_accepted_total");
@@ -229,19 +250,28 @@ async fn turn(
     // Dirty pages of the last turn (Redis's append-only file) are written back now, not during this turn.
     let _ = Command::new("sync").status();
     let redis_before = match redis.as_deref_mut() {
-        Some(conn) => redis_cpu_secs(conn).await?,
-        None => 0.0,
+        Some(conn) => (redis_cpu_secs(conn).await?, redis_commands(conn).await?),
+        None => (0.0, 0.0),
     };
+    let machine_before = process::machine_busy().unwrap_or_default();
     let cpu_before = process::cpu_time(pid).unwrap_or_default();
     let started = Instant::now();
     let result = wrk(script, port, args.seconds, args.connections, args.threads)?;
     let cpu = process::cpu_time(pid).unwrap_or_default().saturating_sub(cpu_before);
+    let machine = process::machine_busy().unwrap_or_default().saturating_sub(machine_before);
     let wall = started.elapsed().as_secs_f64();
-    let redis_cores = match redis {
-        Some(conn) => (redis_cpu_secs(conn).await? - redis_before) / wall,
-        None => 0.0,
+    let (redis_cpu, redis_commands) = match redis {
+        Some(conn) => (redis_cpu_secs(conn).await? - redis_before.0, redis_commands(conn).await? - redis_before.1),
+        None => (0.0, 0.0),
     };
-    Ok(Turn { wrk: result, cores: cpu.as_secs_f64() / wall, redis_cores })
+    let others = machine.as_secs_f64() - cpu.as_secs_f64() - redis_cpu - result.cpu.as_secs_f64();
+    Ok(Turn {
+        wrk: result,
+        cores: cpu.as_secs_f64() / wall,
+        redis_cores: redis_cpu / wall,
+        other_cores: (others / wall).max(0.0),
+        redis_commands,
+    })
 }
 
 /// Plays the workers' part for Redis: in production they drain the stream and trimming keeps it short, so Redis
@@ -266,6 +296,26 @@ async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> anyhow:
         info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
     };
     Ok(field("used_cpu_sys:") + field("used_cpu_user:"))
+}
+
+/// The hub's `/metrics`, from the first of `ports` that serves it: today's hubs serve it on `hub_metrics_listen`
+/// only, hubs before 2026-12-03 on the ingest port only (and ignore the metrics setting), so `--hub-bin` can
+/// measure either.
+async fn hub_metrics(ports: &[u16]) -> anyhow::Result<String> {
+    for port in ports {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await
+            && response.status().is_success()
+        {
+            return Ok(response.text().await?);
+        }
+    }
+    bail!("no /metrics on ports {ports:?}")
+}
+
+/// Commands Redis has executed so far, from every client (`INFO commandstats`).
+async fn redis_commands(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await?;
+    Ok(info.lines().filter_map(|l| l.split_once("calls=")?.1.split(',').next()?.parse::<f64>().ok()).sum())
 }
 
 /// The sum of a Prometheus counter over its labels.
@@ -310,21 +360,34 @@ async fn wait_tcp(port: u16) -> anyhow::Result<()> {
     bail!("port {port} did not open")
 }
 
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
+/// A server process stopped when this is dropped, also when the bench fails half-way: a server left running
+/// after a failed run would take a share of the cores from every later run.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
 }
 
 fn wrk(script: &std::path::Path, port: u16, seconds: u64, connections: u32, threads: u32) -> anyhow::Result<WrkResult> {
-    let out = Command::new("wrk")
+    let mut child = Command::new("wrk")
         .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency"])
         .arg("-s")
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}/v1/event"))
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("running wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
+    let mut text = String::new();
+    child.stdout.take().context("wrk's output")?.read_to_string(&mut text)?;
+    // wrk has closed its output by exiting; until it is waited for, its CPU time is still in /proc.
+    let cpu = process::cpu_time(child.id()).unwrap_or_default();
+    child.wait()?;
+    let mut result = parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))?;
+    result.cpu = cpu;
+    Ok(result)
 }
 
 fn parse_wrk(text: &str) -> Option<WrkResult> {
@@ -341,7 +404,7 @@ fn parse_wrk(text: &str) -> Option<WrkResult> {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    Some(WrkResult { requests_per_sec, p50_ms, p99_ms, non_2xx, requests })
+    Some(WrkResult { cpu: Duration::ZERO, requests_per_sec, p50_ms, p99_ms, non_2xx, requests })
 }
 
 /// wrk prints latencies as `812.00us`, `1.23ms` or `2.01s`.

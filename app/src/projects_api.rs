@@ -1,0 +1,198 @@
+//! Projects over HTTP: list, create, settings (name, allowed domains, IANA time zone), the ingest token (read,
+//! rotate) and deletion. Every endpoint on one project goes through `roles::authorize`.
+
+use crate::analytics_store::AnalyticsStore;
+use crate::api_error::ApiError;
+use crate::auth::caller::{AccessState, Caller};
+use crate::auth::roles::{self, Action, Principal, Role};
+use crate::control::Control;
+use crate::{projects, purge};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/projects", web::get().to(list))
+        .route("/api/v1/projects", web::post().to(create))
+        .route("/api/v1/projects/{id}", web::get().to(get))
+        .route("/api/v1/projects/{id}", web::patch().to(update))
+        .route("/api/v1/projects/{id}", web::delete().to(delete))
+        .route("/api/v1/projects/{id}/token", web::get().to(token))
+        .route("/api/v1/projects/{id}/token", web::post().to(rotate_token));
+}
+
+pub(crate) async fn allow(state: &AccessState, caller: &Caller, project: Uuid, action: Action) -> Result<(), ApiError> {
+    roles::authorize(&state.pool, &caller.principal, project, action).await?.map_err(ApiError::from)
+}
+
+fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::BadInput { field: field.into(), problem: problem.to_string() }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let len = name.trim().len();
+    if len == 0 || len > 200 {
+        return Err(bad("name", "must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+async fn check_timezone(state: &AccessState, raw: &str) -> Result<String, ApiError> {
+    projects::known_timezone(&state.pool, raw).await.map_err(|e| bad("timezone", e))
+}
+
+/// The projects the caller may see: an account's memberships (every project for an instance admin) with its role,
+/// or a key's own project with the key's scope.
+async fn list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let listed = match caller.principal {
+        Principal::Account { id, is_admin } => projects::list_for_account(&state.pool, id, is_admin).await?,
+        Principal::Key { project, scope, .. } => projects::get(&state.pool, project)
+            .await?
+            .map(|settings| projects::Listed { settings, role: None, scope: Some(scope) })
+            .into_iter()
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    name: String,
+    #[serde(default)]
+    domains: Vec<String>,
+    timezone: Option<String>,
+}
+
+/// Any signed-in account may create a project and becomes its owner, as on Plausible (any user adds sites) and
+/// Umami (any non-view-only user adds websites): accounts exist only because an instance admin made them, so
+/// this opens nothing to strangers. Keys belong to one project and cannot create others.
+async fn create(
+    state: web::Data<AccessState>,
+    caller: Caller,
+    body: web::Json<NewProject>,
+) -> Result<HttpResponse, ApiError> {
+    let Principal::Account { id: account, .. } = caller.principal else {
+        return Err(ApiError::Forbidden);
+    };
+    check_name(&body.name)?;
+    let domains = projects::normalize_domains(&body.domains).map_err(|e| bad("domains", e))?;
+    let timezone = check_timezone(&state, body.timezone.as_deref().unwrap_or("UTC")).await?;
+    let created = projects::create_owned(&state.pool, &body.name, &domains, &timezone, Some(account)).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/projects/{}", created.id))).json(
+        serde_json::json!({
+            "id": created.id,
+            "name": created.name,
+            "domains": created.domains,
+            "timezone": created.timezone,
+            "token": created.token,
+            "role": Role::Owner,
+        }),
+    ))
+}
+
+async fn get(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::Read).await?;
+    let settings = projects::get(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsChange {
+    name: Option<String>,
+    /// Replaces the list; `[]` allows every origin.
+    domains: Option<Vec<String>>,
+    timezone: Option<String>,
+}
+
+async fn update(
+    state: web::Data<AccessState>,
+    control: web::Data<Control>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<SettingsChange>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::EditSettings).await?;
+    if let Some(name) = &body.name {
+        check_name(name)?;
+    }
+    let domains = match &body.domains {
+        Some(raw) => Some(projects::normalize_domains(raw).map_err(|e| bad("domains", e))?),
+        None => None,
+    };
+    let timezone = match &body.timezone {
+        Some(raw) => Some(check_timezone(&state, raw).await?),
+        None => None,
+    };
+    let change =
+        projects::Change { name: body.name.as_deref(), domains: domains.as_deref(), timezone: timezone.as_deref() };
+    let settings = projects::update(&state.pool, project, &change).await?.ok_or(ApiError::NotFound)?;
+    if domains.is_some() {
+        // Hubs cache a token with its project's domains: make them read the new list now.
+        control.announce(&projects::live_tokens(&state.pool, project).await?).await;
+    }
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+/// The ingest token for the tracker snippet. It is public (every page that embeds the snippet shows it), so
+/// whoever may read the project may read it.
+async fn token(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::Read).await?;
+    let token = projects::live_tokens(&state.pool, project).await?.into_iter().next();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "project": project, "token": token })))
+}
+
+/// Issues a new ingest token and revokes the old ones, the same path as `app token rotate`: the database first,
+/// then the announcement that makes running hubs drop the old tokens from their caches. Owners only (keys never):
+/// the old snippet stops working everywhere.
+async fn rotate_token(
+    state: web::Data<AccessState>,
+    control: web::Data<Control>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::ManageKeys).await?;
+    let (token, revoked) = projects::rotate_token(&state.pool, project).await?;
+    control.announce(&revoked).await;
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(serde_json::json!({
+        "project": project,
+        "token": token,
+        "revoked": revoked.len(),
+    })))
+}
+
+/// How long a deletion waits for ClickHouse to accept the purge before answering `"purge": "pending"`.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Deletes a project (owners only). PostgreSQL first, so the hub refuses its tokens and the API forgets it even
+/// when ClickHouse is down; then the ClickHouse rows go by asynchronous mutations. When ClickHouse cannot take
+/// them now, the purge stays pending and the app retries it (see `purge`). Answers 202: rows disappear when the
+/// mutations finish.
+async fn delete(
+    state: web::Data<AccessState>,
+    control: web::Data<Control>,
+    analytics: web::Data<AnalyticsStore>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let project = path.into_inner();
+    allow(&state, &caller, project, Action::DeleteProject).await?;
+    let tokens = projects::delete(&state.pool, project).await?.ok_or(ApiError::NotFound)?;
+    control.announce(&tokens).await;
+    // Bounded: a ClickHouse that does not answer must not hold the answer (the purge is retried later anyway).
+    let issue = async { purge::issue(analytics.get().await?, project).await };
+    let issued = tokio::time::timeout(PURGE_WAIT, issue).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
+    let purge = match issued {
+        Ok(()) => "started",
+        Err(e) => {
+            tracing::warn!(%project, error = format!("{e:#}"), "Project deleted; its ClickHouse rows will be purged later.");
+            "pending"
+        }
+    };
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": project, "deleted": true, "purge": purge })))
+}
