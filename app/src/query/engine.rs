@@ -64,7 +64,7 @@ pub async fn run(
         _ => None,
     };
     let range = range::resolve(&query.date_range, project.timezone, now, stats_start);
-    let main = evaluate(ch, &ctx, query, &range).await?;
+    let main = evaluate(ch, &ctx, query, &range, None).await?;
     let bucket = main.bucket;
     let time_labels = time_dimension(query).map(|_| labels::labels(bucket, &range, project.timezone));
 
@@ -73,7 +73,7 @@ pub async fn run(
         Some(comparison) => {
             let crange = range::resolve_comparison(&query.date_range, comparison, project.timezone, now, stats_start);
             // The comparison is grouped into the main query's buckets so that labels pair up one to one.
-            let other = evaluate_with_bucket(ch, &ctx, query, &crange, Some(bucket)).await?;
+            let other = evaluate(ch, &ctx, query, &crange, Some(bucket)).await?;
             if let Some(labels) = &time_labels {
                 add_empty_time_rows(query, &mut rows, labels);
             }
@@ -105,11 +105,9 @@ struct Evaluated {
     rows: Vec<ResultRow>,
 }
 
-async fn evaluate(ch: &ClickHouse, ctx: &Context<'_>, query: &Query, range: &UtcRange) -> Result<Evaluated, RunError> {
-    evaluate_with_bucket(ch, ctx, query, range, None).await
-}
-
-async fn evaluate_with_bucket(
+/// Plans the query over `range` (in `bucket` when given, else the range's own), runs its statements and merges
+/// their groups into result rows.
+async fn evaluate(
     ch: &ClickHouse,
     ctx: &Context<'_>,
     query: &Query,

@@ -450,15 +450,6 @@ impl Planner<'_> {
     }
 }
 
-impl Sql {
-    /// Text written by the planner, no values.
-    pub fn from_text(text: &str) -> Sql {
-        let mut sql = Sql::new();
-        sql.push(text);
-        sql
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::mentions;

@@ -47,6 +47,13 @@ impl Sql {
         Sql::default()
     }
 
+    /// Text written by the planner, no values.
+    pub fn from_text(text: &str) -> Sql {
+        let mut sql = Sql::new();
+        sql.push(text);
+        sql
+    }
+
     /// Appends SQL text written by the planner. It must hold no `?`: placeholders come only from [`Sql::value`].
     pub fn push(&mut self, text: &str) -> &mut Self {
         debug_assert!(!text.contains('?'), "planner text with a question mark: {text}");
