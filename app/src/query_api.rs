@@ -18,8 +18,12 @@ use crate::auth::caller::{AccessState, Caller};
 use crate::auth::roles::{self, Action};
 use crate::query::{self, ProjectContext, QueryError, RunError};
 
-/// Plausible's words for a site that does not exist or that the key may not read.
-pub const UNKNOWN_SITE: &str = "Site does not exist or user does not have access to it.";
+/// Plausible's words for a site that does not exist or that the key may not read (Plausible answers 401; a wrong
+/// key is already a 401 here, so this one is a 404).
+pub const UNKNOWN_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
+
+/// Plausible's words when the body names no site.
+pub const MISSING_SITE: &str = "Missing site ID. Please provide the required site_id parameter with your request.";
 
 /// Request bodies larger than this are refused: a query is a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -130,7 +134,10 @@ async fn query_route(
         }
         return Ok(HttpResponse::Ok().json(answer));
     }
-    // No usable site_id: the parser names what is wrong with it.
+    if value.is_object() && value.get("site_id").is_none() {
+        return Err(QueryApiError::Invalid(MISSING_SITE.to_owned()));
+    }
+    // A site_id that is not text, or a body that is not an object: the parser names what is wrong.
     query::parse_value(&value)?;
     Err(QueryApiError::UnknownSite)
 }

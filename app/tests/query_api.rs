@@ -588,7 +588,7 @@ async fn access_is_by_key_and_site_and_unknown_or_foreign_sites_look_alike() {
             .await;
     assert_eq!(foreign.0, StatusCode::NOT_FOUND);
     assert_eq!(foreign, unknown);
-    assert_eq!(foreign.1, json!({ "error": "Site does not exist or user does not have access to it." }));
+    assert_eq!(foreign.1, json!({ "error": tidemark_app::query_api::UNKNOWN_SITE }));
     // The project id works as site_id as well as the domain.
     let by_id = send(
         app.key.clone(),
@@ -637,6 +637,8 @@ async fn bad_queries_are_400_naming_the_part() {
     let app = spawn_app().await;
     let cases = [
         (json!({ "site_id": "shop.example", "date_range": "7d" }), "#: Required property metrics was not present."),
+        (json!({ "metrics": ["visitors"], "date_range": "7d" }), tidemark_app::query_api::MISSING_SITE),
+        (json!({ "site_id": 7, "metrics": ["visitors"], "date_range": "7d" }), "#/site_id: Type mismatch."),
         (
             json!({ "site_id": "shop.example", "metrics": ["nope"], "date_range": "7d" }),
             "#/metrics/0: Invalid metric \"nope\"",
