@@ -8,14 +8,11 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ACCEPT, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use anyhow::Context;
 use chrono_tz::Tz;
-use uuid::Uuid;
 
 use crate::analytics_store::AnalyticsStore;
 use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller};
-use crate::auth::roles::{self, Action};
 use crate::query::{self, ProjectContext, QueryError, RunError};
 
 /// Plausible's words for a site that does not exist or that the key may not read (Plausible answers 401; a wrong
@@ -82,20 +79,6 @@ impl ResponseError for QueryApiError {
     }
 }
 
-/// The project behind a `site_id`: its id, or one of its domains (compared as the hub stores them, lower-case).
-pub async fn resolve_site(pool: &sqlx::PgPool, site_id: &str) -> anyhow::Result<Option<(Uuid, Vec<String>, String)>> {
-    let by_id = Uuid::parse_str(site_id.trim()).ok();
-    sqlx::query_as(
-        "SELECT id, domains, timezone FROM projects WHERE deleted_at IS NULL \
-         AND (id = $1 OR lower($2) = ANY(domains)) ORDER BY id = $1 DESC LIMIT 1",
-    )
-    .bind(by_id)
-    .bind(site_id.trim())
-    .fetch_optional(pool)
-    .await
-    .context("resolving site_id")
-}
-
 async fn query_route(
     req: HttpRequest,
     caller: Caller,
@@ -108,20 +91,25 @@ async fn query_route(
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| QueryError::new(format!("#: Invalid JSON in the request body: {e}")))?;
     if let Some(site_id) = value.get("site_id").and_then(|s| s.as_str()) {
-        let (project, domains, timezone) =
-            resolve_site(&access.pool, site_id).await?.ok_or(QueryApiError::UnknownSite)?;
-        if roles::authorize(&access.pool, &caller.principal, project, Action::Read).await?.is_err() {
-            return Err(QueryApiError::UnknownSite);
-        }
+        let project = match crate::site::resolve(&access.pool, &caller.principal, site_id).await {
+            Ok(project) => project,
+            Err(ApiError::NotFound | ApiError::Forbidden) => return Err(QueryApiError::UnknownSite),
+            Err(ApiError::BadInput { .. }) => return Err(QueryApiError::Invalid(MISSING_SITE.to_owned())),
+            Err(other) => return Err(other.into()),
+        };
         let parsed = query::parse_value(&value)?;
-        let timezone: Tz =
-            timezone.parse().map_err(|e| anyhow::anyhow!("project {project} has time zone {timezone:?}: {e}"))?;
+        let timezone: Tz = project
+            .timezone
+            .parse()
+            .map_err(|e| anyhow::anyhow!("project {} has time zone {:?}: {e}", project.id, project.timezone))?;
+        // Plausible echoes the site's domain: the one asked for, else the project's first.
+        let asked = crate::projects::normalize_domain(site_id).ok().filter(|d| project.domains.contains(d));
         let context = ProjectContext {
-            id: project,
-            site_id: domains.first().cloned().unwrap_or_else(|| project.to_string()),
+            id: project.id,
+            site_id: asked.or_else(|| project.domains.first().cloned()).unwrap_or_else(|| project.id.to_string()),
             timezone,
         };
-        let goals = crate::goals::store::list(&access.pool, project).await?;
+        let goals = crate::goals::store::list(&access.pool, project.id).await?;
         let ch = store.get().await.map_err(|e| QueryApiError::Unavailable(format!("{e:#}")))?;
         let answer = match query::run(ch, &context, &goals, &parsed, chrono::Utc::now()).await {
             Ok(answer) => answer,
