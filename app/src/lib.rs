@@ -13,6 +13,7 @@ pub mod projects;
 pub mod projects_api;
 pub mod purge;
 pub mod query;
+pub mod query_api;
 pub mod realtime;
 pub mod setup;
 pub mod site;

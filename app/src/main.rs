@@ -165,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
         for query in tidemark_shared::queries::CATALOG {
             println!("{}", serde_json::json!({ "name": query.name, "sql": query.with_samples() }));
         }
+        for (name, sql) in tidemark_app::query::catalog::catalog() {
+            println!("{}", serde_json::json!({ "name": name, "sql": sql.with_literals() }));
+        }
         return Ok(());
     }
     let config: AppConfig = tidemark_shared::config::load()?;

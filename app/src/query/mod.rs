@@ -8,15 +8,31 @@
 //!   event:goal filters or dimensions.`).
 //!
 //! Every failure is a [`QueryError`], answered 400 with its message, which names the part at fault.
-//! Not done here, because they need the database: resolving `site_id` (a project id or one of its domains) and
-//! checking that filtered goals exist. Time ranges stay symbolic in the query; [`range`] turns them into UTC
-//! instants once the project's time zone is known. SQL is the planner's business, not this module's.
+//! Time ranges stay symbolic in the query; [`range`] turns them into UTC instants once the project's time zone is
+//! known.
+//!
+//! The engine half: [`run`] (in [`engine`]) answers a validated query for a project. [`plan`] writes the SQL, with
+//! dimension expressions from the allow-list in [`columns`] (and [`channel`]) and every value bound ([`sql`]);
+//! [`metrics`] defines each metric once; [`labels`] the time buckets; [`answer`] the response in Plausible's
+//! shape; [`catalog`] the fixed matrix of planned statements that the compatibility checks run on both
+//! ClickHouse versions. Resolving `site_id` and access checks are the caller's (`crate::query_api`).
 
+pub mod answer;
+pub mod catalog;
+pub mod channel;
+pub mod columns;
+pub mod engine;
+pub mod labels;
+pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod range;
 pub mod request;
+pub mod sql;
 pub mod validate;
 
+pub use answer::QueryAnswer;
+pub use engine::{ProjectContext, RunError, run};
 pub use model::Query;
 
 /// A query the API refuses: always a 400, the message naming the part at fault.
