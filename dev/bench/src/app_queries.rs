@@ -53,6 +53,8 @@ impl Plan {
 pub struct Window {
     pub project: Uuid,
     pub end_ms: i64,
+    /// The realtime call's "now".
+    pub realtime_ms: i64,
     pub days: i64,
 }
 
@@ -335,7 +337,7 @@ fn funnel(w: &Window, filtered: bool) -> Vec<String> {
 }
 
 fn realtime(w: &Window, plan: Plan) -> Vec<String> {
-    let from = w.end_ms - 300_000;
+    let from = w.realtime_ms - 300_000;
     let base = format!("project_id = toUUID('{}') AND toDate(ts) >= {}", w.project, date(from));
     let time = format!("ts >= {}", datetime(from));
     vec![if plan == Plan::Prewhere {
@@ -463,7 +465,7 @@ mod tests {
 
     #[test]
     fn session_ids_bound_the_range() {
-        let w = Window { project: Uuid::nil(), end_ms: 1_796_083_200_000, days: 30 };
+        let w = Window { project: Uuid::nil(), end_ms: 1_796_083_200_000, realtime_ms: 1_796_083_200_000, days: 30 };
         assert_eq!(session_floor(w.end_ms) >> 32, 1_796_083_200);
         let sql = sessions_subquery(&w, Sessions::IdRange, w.start_ms(), w.end_ms, false, &[]);
         assert!(sql.contains(&format!("session_id < {}", 1_796_083_200u64 << 32)), "{sql}");

@@ -88,8 +88,11 @@ const COUNTRIES: &[(&str, u32, &[&str], &[&str])] = &[
     ("", 8, &[""], &[""]),
 ];
 
-/// Browser, version, OS, OS version, device type, weight.
-const AGENTS: &[((&str, &str, &str, &str, &str), u32)] = &[
+/// Browser, version, OS, OS version, device type.
+type AgentFields = (&'static str, &'static str, &'static str, &'static str, &'static str);
+
+/// Each agent with its weight.
+const AGENTS: &[(AgentFields, u32)] = &[
     (("Chrome", "130", "Windows", "10", "desktop"), 260),
     (("Chrome", "130", "Mac", "10.15", "desktop"), 120),
     (("Safari", "18.1", "Mac", "10.15", "desktop"), 70),

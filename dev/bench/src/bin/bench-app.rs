@@ -79,6 +79,11 @@ enum Command {
         #[arg(long, default_value = "bench_app_10m")]
         database: String,
     },
+    /// Exits 0 when DATABASE holds a complete history (its `bench_meta` row is written last), 1 otherwise.
+    Exists {
+        #[arg(long, default_value = "bench_app_10m")]
+        database: String,
+    },
     /// Candidate DDL and every statement, as the JSON lines `scripts/ch_compat.py` reads.
     SqlCatalog,
     /// Prints the Stats API v2 bodies, one JSON line per call.
@@ -119,12 +124,19 @@ async fn main() -> anyhow::Result<()> {
                 None => measure(&ch, &calls, runs, !no_cold).await,
             }
         }
+        Command::Exists { database } => {
+            let found = match Server::connect(&url, &database).await {
+                Ok(ch) => ch.window().await.is_ok(),
+                Err(_) => false,
+            };
+            std::process::exit(if found { 0 } else { 1 })
+        }
         Command::CloseDays { database } => close_days(&Server::connect(&url, &database).await?).await,
         Command::SqlCatalog => {
             for (name, sql) in candidates::DDL {
                 println!("{}", serde_json::json!({"name": name, "sql": sql}));
             }
-            let window = Window { project: Uuid::nil(), end_ms: end_ms()?, days: 30 };
+            let window = Window { project: Uuid::nil(), end_ms: end_ms()?, realtime_ms: end_ms()?, days: 30 };
             println!("{}", serde_json::json!({"name": "candidates.visits_daily", "sql": candidates::VISITS_DAILY}));
             let close = candidates::close_days(&window.project, window.end_ms - 86_400_000, window.end_ms);
             println!("{}", serde_json::json!({"name": "candidates.close_days", "sql": close}));
@@ -366,7 +378,9 @@ impl Server {
         let row = &ran.data[0];
         let project = Uuid::parse_str(row[0].as_str().context("project id")?)?;
         let end_ms = value_f64(&row[1]).context("end_ms")? as i64;
-        Ok(Window { project, end_ms, days: 30 })
+        // Mid-month, like most "last 30 days": a range that is exactly one month would let the production shape's
+        // month pruning look perfect. Realtime reads the last 5 minutes of the history.
+        Ok(Window { project, end_ms: end_ms - 15 * 86_400_000, realtime_ms: end_ms, days: 30 })
     }
 
     async fn run(&self, sql: &str, query_id: Option<&str>, settings: &[(&str, &str)]) -> anyhow::Result<Ran> {
