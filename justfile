@@ -42,7 +42,7 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: `just bench hub`, `just bench pipeline` (options after the name, e.g. `--seconds 30`); prints numbers.
+# Benchmarks: `just bench hub`, `just bench pipeline`, `just bench app` (options after the name, e.g. `--seconds 30`); prints numbers.
 bench *args:
     scripts/bench.sh {{args}}
 

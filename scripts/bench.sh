@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `just bench [hub|pipeline]`: builds in release mode, starts the stores, runs the benchmark and prints its numbers.
+# `just bench [hub|pipeline|app]`: builds in release mode, starts the stores, runs the benchmark and prints its numbers.
 # Benchmarks are measurements, not tests: they never fail on a slow figure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +21,15 @@ cargo build --release -q -p tidemark-hub -p tidemark-worker -p tidemark-bench
 case "$what" in
   hub) target/release/bench-hub "$@" ;;
   pipeline) target/release/pipeline "$@" ;;
+  app)
+    # The history is generated once and kept (bench_app_10m, about 1.5 GB): generating it takes minutes, measuring
+    # it again does not need a new one. BENCH_APP_REGENERATE=1 writes it again; BENCH_APP_EVENTS and
+    # BENCH_APP_DATABASE size and name another one (e.g. 100000000 and bench_app_100m).
+    db="${BENCH_APP_DATABASE:-bench_app_10m}"
+    if [ "${BENCH_APP_REGENERATE:-0}" = 1 ] || ! target/release/bench-app exists --database "$db"; then
+      target/release/bench-app generate --database "$db" --events "${BENCH_APP_EVENTS:-10000000}"
+    fi
+    target/release/bench-app measure --database "$db" "$@" ;;
   all) target/release/bench-hub && target/release/pipeline ;;
-  *) echo "usage: just bench [hub|pipeline] [options]" >&2; exit 2 ;;
+  *) echo "usage: just bench [hub|pipeline|app] [options]" >&2; exit 2 ;;
 esac
