@@ -226,6 +226,38 @@ async fn windows_filters_and_goal_steps() {
     // A range with nobody in it: zeros, no division by zero.
     let empty = app.funnel(json!({ "date_range": ["2023-01-01", "2023-01-02"] })).await;
     assert_eq!(empty["steps"][1]["conversion_rate"], json!(0.0));
+    // `all` starts on the project's first day (10 Jan) and takes in visitor 9 on 11 Jan.
+    let all = app.funnel(json!({ "date_range": "all" })).await;
+    assert_eq!(all["query"]["date_range"][0], json!("2024-01-10T00:00:00Z"));
+    assert_eq!(all["steps"][1]["visitors"], json!(4));
+}
+
+#[tokio::test]
+async fn a_signed_in_member_reads_with_the_csrf_token_and_not_without() {
+    let app = spawn_app().await;
+    let account =
+        tidemark_app::users::create(&app.env.pg, "viewer@x.test", "a long enough password", false).await.unwrap();
+    tidemark_app::auth::roles::grant(&app.env.pg, app.project, account, tidemark_app::auth::roles::Role::Viewer)
+        .await
+        .unwrap();
+    let login = app
+        .http
+        .post(format!("{}/api/v1/login", app.base))
+        .json(&json!({ "email": "viewer@x.test", "password": "a long enough password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+    let body = json!({ "site_id": "shop.example", "date_range": RANGE, "steps": [{ "page": "/" }, { "page": "/x" }] });
+    let url = format!("{}/api/v2/funnel", app.base);
+    let without = app.http.post(&url).header("Cookie", &cookie).json(&body).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::FORBIDDEN);
+    let with =
+        app.http.post(&url).header("Cookie", &cookie).header("X-CSRF-Token", csrf).json(&body).send().await.unwrap();
+    assert_eq!(with.status(), StatusCode::OK);
+    assert_eq!(with.json::<Value>().await.unwrap()["steps"][0]["visitors"], json!(7));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use tidemark_shared::clickhouse::ClickHouse;
 
 use crate::goals::Goal;
 use crate::query::answer::iso;
+use crate::query::model::DateRange;
 use crate::query::plan::Context;
 use crate::query::{ProjectContext, QueryError, RunError, range};
 pub use request::{Funnel, Step, Window};
@@ -29,13 +30,26 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<Value, RunError> {
     let ctx = Context { project: project.id, tz: project.timezone, goals };
-    // `all` starts at the project's first event in the query API; a funnel needs no exact start, so it reads
-    // from the first day ClickHouse can hold.
-    let stats_start = chrono::NaiveDate::from_ymd_opt(1970, 1, 2);
+    // `all` starts at the project's first day with events, as in the query API.
+    let stats_start = match funnel.date_range {
+        DateRange::All => first_day(ch, &ctx).await?,
+        _ => None,
+    };
     let range = range::resolve(&funnel.date_range, project.timezone, now, stats_start);
     let statement = sql::funnel_sql(&ctx, &range, funnel)?;
     let reached: Reached = statement.bind(&ch.client).fetch_one().await.map_err(|e| classify(e, &statement))?;
     Ok(answer(project, funnel, &range, &reached.steps))
+}
+
+async fn first_day(ch: &ClickHouse, ctx: &Context<'_>) -> Result<Option<chrono::NaiveDate>, RunError> {
+    #[derive(serde::Deserialize, clickhouse::Row)]
+    struct First {
+        day: String,
+        n: u64,
+    }
+    let sql = crate::query::plan::first_day_sql(ctx);
+    let first: First = sql.bind(&ch.client).fetch_one().await.map_err(|e| classify(e, &sql))?;
+    Ok((first.n > 0).then(|| chrono::NaiveDate::parse_from_str(&first.day, "%Y-%m-%d").ok()).flatten())
 }
 
 fn classify(err: clickhouse::error::Error, sql: &crate::query::sql::Sql) -> RunError {
