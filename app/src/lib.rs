@@ -7,6 +7,8 @@ pub mod api_error;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod funnel;
+pub mod funnel_api;
 pub mod goals;
 pub mod goals_api;
 pub mod projects;

@@ -38,6 +38,7 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
             .route("/", web::get().to(index))
             .configure(crate::access_api::configure)
             .configure(crate::query_api::configure)
+            .configure(crate::funnel_api::configure)
             .configure(crate::control::configure(control.clone()))
             .configure(crate::realtime::configure)
     })

@@ -175,6 +175,7 @@ pub fn catalog() -> Vec<(String, Sql)> {
         }
     }
     out.push(("query.first_day".into(), plan::first_day_sql(&ctx)));
+    out.extend(crate::funnel::sql::catalog(&ctx, now()));
     out
 }
 

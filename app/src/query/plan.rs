@@ -145,6 +145,19 @@ pub fn first_day_sql(ctx: &Context<'_>) -> Sql {
     sql
 }
 
+/// The `FROM` and `WHERE` of the counted events (pageviews and custom events) of `range` that match `filters`,
+/// exactly as the events statement reads them (sessions joined when a `visit:` filter needs them). Funnels
+/// (`crate::funnel`) count their steps over these rows, so a filter means the same there as in the query API.
+pub fn counted_events(ctx: &Context<'_>, range: &UtcRange, filters: &[Filter]) -> Result<(Sql, Sql), QueryError> {
+    let planner = Planner { ctx, range: *range, bucket: Bucket::Day };
+    let mut filter = planner.events_where(EventKinds::Counted);
+    for f in filters {
+        filter.push(" AND ").append(planner.filter(f, Rows::Events)?);
+    }
+    let from = planner.events_from(&[], filters, &filter.text);
+    Ok((from, filter))
+}
+
 /// What every visit-metric statement reads of a session (its `vals`).
 const ALWAYS_PER_VISIT: [&str; 4] = ["s_first_ms", "s_last_ms", "s_pageviews", "s_interactions"];
 
