@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod goals;
 pub mod goals_api;
+pub mod openapi;
 pub mod projects;
 pub mod projects_api;
 pub mod purge;
