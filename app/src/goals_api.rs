@@ -38,6 +38,7 @@ fn shown(goal: &Goal) -> Shown<'_> {
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{id}/goals",
+    operation_id = "goal_list",
     tag = "goals",
     summary = "A project's goals",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -72,6 +73,7 @@ fn is_unique_violation(e: &anyhow::Error) -> bool {
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{id}/goals",
+    operation_id = "goal_create",
     tag = "goals",
     summary = "Add a goal: a custom event name or a page path pattern",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -109,6 +111,7 @@ async fn create(
 #[utoipa::path(
     delete,
     path = "/api/v1/projects/{id}/goals/{goal}",
+    operation_id = "goal_delete",
     tag = "goals",
     summary = "Remove a goal",
     params(("id" = Uuid, Path, description = "Project id"), ("goal" = i64, Path, description = "Goal id")),

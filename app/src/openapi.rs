@@ -122,7 +122,7 @@ impl Modify for SecuritySchemes {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("tm_…").build()),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("tmk_…").build()),
         );
         components.add_security_scheme(
             "session",
@@ -222,14 +222,13 @@ pub mod schemas {
         pub scope: KeyScope,
     }
 
-    /// `GET /api/v1/me`: a browser's account and CSRF token, or a key's identity.
+    /// `GET /api/v1/me`: a signed-in browser gets `account` and `csrf_token`, a key gets `key`.
     #[derive(ToSchema)]
     #[allow(dead_code)]
-    pub enum Me {
-        #[schema(title = "Session")]
-        Session(SignedIn),
-        #[schema(title = "Key")]
-        Key { key: KeyIdentity },
+    pub struct Me {
+        pub account: Option<Account>,
+        pub csrf_token: Option<String>,
+        pub key: Option<KeyIdentity>,
     }
 
     /// A new key: `key` is shown this once.

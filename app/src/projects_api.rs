@@ -51,6 +51,7 @@ async fn check_timezone(state: &AccessState, raw: &str) -> Result<String, ApiErr
 #[utoipa::path(
     get,
     path = "/api/v1/projects",
+    operation_id = "project_list",
     tag = "projects",
     summary = "The projects the caller may see",
     responses(
@@ -86,6 +87,7 @@ struct NewProject {
 #[utoipa::path(
     post,
     path = "/api/v1/projects",
+    operation_id = "project_create",
     tag = "projects",
     summary = "Create a project (accounts; the creator becomes its owner)",
     request_body = NewProject,
@@ -124,6 +126,7 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{id}",
+    operation_id = "project_get",
     tag = "projects",
     summary = "A project's settings",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -154,6 +157,7 @@ struct SettingsChange {
 #[utoipa::path(
     patch,
     path = "/api/v1/projects/{id}",
+    operation_id = "project_update",
     tag = "projects",
     summary = "Change a project's name, domains or time zone",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -202,6 +206,7 @@ async fn update(
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{id}/token",
+    operation_id = "project_token",
     tag = "projects",
     summary = "The project's ingest token (public: the tracker snippet shows it)",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -226,6 +231,7 @@ async fn token(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uu
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{id}/token",
+    operation_id = "project_rotate_token",
     tag = "projects",
     summary = "Issue a new ingest token and revoke the old ones",
     params(("id" = Uuid, Path, description = "Project id")),
@@ -264,6 +270,7 @@ const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 #[utoipa::path(
     delete,
     path = "/api/v1/projects/{id}",
+    operation_id = "project_delete",
     tag = "projects",
     summary = "Delete a project (owners); its ClickHouse rows are purged asynchronously",
     params(("id" = Uuid, Path, description = "Project id")),

@@ -173,10 +173,13 @@ async fn the_document_is_well_formed_openapi_3() {
         assert!(resolve(&doc, r).is_some(), "unresolved $ref {r}");
     }
 
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         assert!(path.starts_with("/api/"), "{path}");
         for (method, op) in item.as_object().unwrap() {
             let what = format!("{method} {path}");
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{what}: operationId"));
+            assert!(operation_ids.insert(id.to_owned()), "{what}: operationId {id} is not unique");
             let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{what}: responses"));
             assert!(!responses.is_empty(), "{what}: no responses");
             for status in responses.keys() {
