@@ -92,8 +92,9 @@ async fn every_route_in_the_tables_is_mounted() {
     }
 }
 
-/// Every `/api` path that a `.route(` or `web::resource(` call in the app's source mounts.
-fn api_paths_mounted_in_source() -> BTreeSet<String> {
+/// Every `/api` path that a `.route(`, `web::resource(` or `web::scope(` call in the app's source mounts, with
+/// whether it is a scope (a prefix of the paths it serves).
+fn api_paths_mounted_in_source() -> BTreeSet<(bool, String)> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -109,12 +110,13 @@ fn api_paths_mounted_in_source() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for call in [".route(\"", "web::resource(\"", ".route(\n\""] {
+        for call in [".route(", "web::resource(", "web::scope("] {
             for (at, _) in text.match_indices(call) {
-                let rest = &text[at + call.len()..];
+                // rustfmt may put the literal on the next line.
+                let Some(rest) = text[at + call.len()..].trim_start().strip_prefix('"') else { continue };
                 let literal = &rest[..rest.find('"').unwrap()];
                 if literal.starts_with("/api") {
-                    out.insert(literal.to_owned());
+                    out.insert((call.starts_with("web::scope"), literal.to_owned()));
                 }
             }
         }
@@ -128,8 +130,15 @@ async fn routes_mounted_outside_the_tables_are_documented_too() {
     let doc = fetch_document(&app).await;
     let paths: BTreeSet<String> = documented(&doc).into_iter().map(|(_, path)| path).collect();
     let mounted = api_paths_mounted_in_source();
-    assert!(mounted.contains("/api/v2/query"), "the source scan finds mounted routes: {mounted:?}");
-    let missing: Vec<_> = mounted.difference(&paths).collect();
+    assert!(mounted.contains(&(false, "/api/v2/query".to_owned())), "the source scan finds routes: {mounted:?}");
+    assert!(mounted.contains(&(true, "/api/v2/realtime".to_owned())), "the source scan finds scopes: {mounted:?}");
+    let missing: Vec<_> = mounted
+        .iter()
+        .filter(|(scope, path)| match scope {
+            true => !paths.iter().any(|p| p.starts_with(&format!("{path}/"))),
+            false => !paths.contains(path),
+        })
+        .collect();
     assert!(missing.is_empty(), "mounted in app/src but not in /api/openapi.json (use `api_routes!`): {missing:?}");
 }
 
