@@ -79,7 +79,7 @@ fn check_credentials(email: &str, password: &str) -> Result<(), ApiError> {
     tag = "access",
     summary = "Whether first-run setup is still needed",
     responses(
-        (status = 200, body = doc::SetupStatus)
+        (status = 200, description = "OK", body = doc::SetupStatus)
     )
 )]
 async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, ApiError> {
@@ -181,7 +181,7 @@ async fn logout(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRes
     tag = "access",
     summary = "The signed-in account and its CSRF token, or the key in use",
     responses(
-        (status = 200, body = doc::Me),
+        (status = 200, description = "OK", body = doc::Me),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody)
     ),
     security(("bearer" = []), ("session" = []))
@@ -208,7 +208,7 @@ async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRespons
     summary = "A project's secret keys (never the keys themselves)",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = Vec<doc::KeyInfo>),
+        (status = 200, description = "OK", body = Vec<doc::KeyInfo>),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -242,7 +242,7 @@ struct NewKey {
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = NewKey,
     responses(
-        (status = 201, body = doc::CreatedKey),
+        (status = 201, description = "Created", body = doc::CreatedKey),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
@@ -299,7 +299,7 @@ async fn key_revoke(
     summary = "A project's members and their roles",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = Vec<doc::Member>),
+        (status = 200, description = "OK", body = Vec<doc::Member>),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -340,7 +340,7 @@ fn membership_error(e: MembershipError) -> ApiError {
     params(("id" = Uuid, Path, description = "Project id"), ("account" = Uuid, Path, description = "Account id")),
     request_body = RoleChange,
     responses(
-        (status = 200, body = doc::Membership),
+        (status = 200, description = "OK", body = doc::Membership),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
@@ -402,7 +402,7 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     tag = "access",
     summary = "Every account (instance admins)",
     responses(
-        (status = 200, body = Vec<doc::Account>),
+        (status = 200, description = "OK", body = Vec<doc::Account>),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody)
     ),
@@ -430,7 +430,7 @@ struct NewAccount {
     summary = "Create an account (instance admins)",
     request_body = NewAccount,
     responses(
-        (status = 201, body = doc::Account),
+        (status = 201, description = "Created", body = doc::Account),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),

@@ -43,7 +43,7 @@ fn shown(goal: &Goal) -> Shown<'_> {
     summary = "A project's goals",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = Vec<doc::ShownGoal>),
+        (status = 200, description = "OK", body = Vec<doc::ShownGoal>),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -79,7 +79,7 @@ fn is_unique_violation(e: &anyhow::Error) -> bool {
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = NewGoal,
     responses(
-        (status = 201, body = doc::ShownGoal),
+        (status = 201, description = "Created", body = doc::ShownGoal),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),

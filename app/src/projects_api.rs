@@ -55,7 +55,7 @@ async fn check_timezone(state: &AccessState, raw: &str) -> Result<String, ApiErr
     tag = "projects",
     summary = "The projects the caller may see",
     responses(
-        (status = 200, body = Vec<doc::ListedProject>),
+        (status = 200, description = "OK", body = Vec<doc::ListedProject>),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody)
     ),
     security(("bearer" = []), ("session" = []))
@@ -131,7 +131,7 @@ async fn create(
     summary = "A project's settings",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = doc::ProjectSettings),
+        (status = 200, description = "OK", body = doc::ProjectSettings),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -163,7 +163,7 @@ struct SettingsChange {
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = SettingsChange,
     responses(
-        (status = 200, body = doc::ProjectSettings),
+        (status = 200, description = "OK", body = doc::ProjectSettings),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
@@ -211,7 +211,7 @@ async fn update(
     summary = "The project's ingest token (public: the tracker snippet shows it)",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = doc::ProjectToken),
+        (status = 200, description = "OK", body = doc::ProjectToken),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -236,7 +236,7 @@ async fn token(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uu
     summary = "Issue a new ingest token and revoke the old ones",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 200, body = doc::RotatedToken),
+        (status = 200, description = "OK", body = doc::RotatedToken),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
@@ -275,7 +275,7 @@ const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
     summary = "Delete a project (owners); its ClickHouse rows are purged asynchronously",
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
-        (status = 202, body = doc::ProjectDeleted),
+        (status = 202, description = "Deleted; the purge goes on", body = doc::ProjectDeleted),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
         (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)

@@ -146,7 +146,7 @@ async fn project_of(
     summary = "Current visitors (an event arrived in the last five minutes)",
     params(("site_id" = String, Query, description = "A project id or one of its domains")),
     responses(
-        (status = 200, body = doc::RealtimeVisitors),
+        (status = 200, description = "OK", body = doc::RealtimeVisitors),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed", body = doc::ErrorBody),
@@ -183,7 +183,7 @@ async fn visitors(
     summary = "Server-Sent Events: `visitors` first, then the project's events as they land",
     params(("site_id" = String, Query, description = "A project id or one of its domains")),
     responses(
-        (status = 200, description = "An event stream (`visitors`, `event`, `unavailable` frames; comment heartbeats)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream: `visitors` frames, one frame per event named by its type (`pageview`, a custom name; `event` when not a plain word), `unavailable` while ClickHouse fails, comment heartbeats", content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
         (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
         (status = 403, description = "Not allowed", body = doc::ErrorBody),
