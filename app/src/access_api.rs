@@ -8,6 +8,7 @@ use crate::auth::roles::{self, Action, MembershipError, Principal, Role, Scope};
 use crate::auth::throttle::Throttle;
 use crate::auth::{keys, sessions};
 use crate::control::Control;
+use crate::openapi::schemas as doc;
 use crate::projects_api::allow;
 use crate::users;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,22 +24,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(
         web::PathConfig::default()
             .error_handler(|err, _| ApiError::BadInput { field: "path".into(), problem: format!("{err}") }.into()),
-    )
-    .route("/api/v1/setup", web::get().to(setup_status))
-    .route("/api/v1/setup", web::post().to(setup))
-    .route("/api/v1/login", web::post().to(login))
-    .route("/api/v1/logout", web::post().to(logout))
-    .route("/api/v1/me", web::get().to(me))
-    .route("/api/v1/projects/{id}/keys", web::get().to(keys_list))
-    .route("/api/v1/projects/{id}/keys", web::post().to(key_create))
-    .route("/api/v1/projects/{id}/keys/{key}", web::delete().to(key_revoke))
-    .route("/api/v1/projects/{id}/members", web::get().to(members_list))
-    .route("/api/v1/projects/{id}/members/{account}", web::put().to(member_set))
-    .route("/api/v1/projects/{id}/members/{account}", web::delete().to(member_remove))
-    .route("/api/v1/accounts", web::get().to(accounts_list))
-    .route("/api/v1/accounts", web::post().to(account_create))
-    .route("/api/v1/accounts/{account}", web::delete().to(account_delete))
-    .route("/api/v1/me/password", web::post().to(password_change));
+    );
+    register(cfg);
+}
+
+crate::openapi::api_routes! {
+    get "/api/v1/setup" => setup_status,
+    post "/api/v1/setup" => setup,
+    post "/api/v1/login" => login,
+    post "/api/v1/logout" => logout,
+    get "/api/v1/me" => me,
+    get "/api/v1/projects/{id}/keys" => keys_list,
+    post "/api/v1/projects/{id}/keys" => key_create,
+    delete "/api/v1/projects/{id}/keys/{key}" => key_revoke,
+    get "/api/v1/projects/{id}/members" => members_list,
+    put "/api/v1/projects/{id}/members/{account}" => member_set,
+    delete "/api/v1/projects/{id}/members/{account}" => member_remove,
+    get "/api/v1/accounts" => accounts_list,
+    post "/api/v1/accounts" => account_create,
+    delete "/api/v1/accounts/{account}" => account_delete,
+    post "/api/v1/me/password" => password_change,
 }
 
 /// The field serde names in "missing field `x`", "unknown field `x`" or "unknown variant ... for `x`".
@@ -47,7 +52,7 @@ fn field_named_in(problem: &str) -> Option<&str> {
     rest.split_once('`').map(|(field, _)| field)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Credentials {
     email: String,
     password: String,
@@ -68,12 +73,33 @@ fn check_credentials(email: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/setup",
+    tag = "access",
+    summary = "Whether first-run setup is still needed",
+    responses(
+        (status = 200, description = "OK", body = doc::SetupStatus)
+    )
+)]
 async fn setup_status(state: web::Data<AccessState>) -> Result<HttpResponse, ApiError> {
     let needed = !users::any_admin(&state.pool).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "needed": needed })))
 }
 
 /// The first-run path: creates the very first admin, and answers 403 once any admin exists.
+#[utoipa::path(
+    post,
+    path = "/api/v1/setup",
+    tag = "access",
+    summary = "Create the first admin (403 once any admin exists)",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The first admin", body = doc::Account),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 403, description = "An admin exists already", body = doc::ErrorBody)
+    )
+)]
 async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
     check_credentials(&body.email, &body.password)?;
     let email = body.email.trim();
@@ -85,6 +111,19 @@ async fn setup(state: web::Data<AccessState>, body: web::Json<Credentials>) -> R
 
 /// Signs in under two limits: failures per client address (`address_limit`, checked first, so a locked-out
 /// sprayer stops counting against e-mails) and failures per e-mail (`throttle`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "access",
+    summary = "Sign in: sets the session cookie and returns the CSRF token",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie` carries the session", body = doc::SignedIn),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Wrong e-mail or password", body = doc::ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = doc::ErrorBody)
+    )
+)]
 async fn login(
     state: web::Data<AccessState>,
     control: web::Data<Control>,
@@ -115,6 +154,19 @@ async fn login(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "access",
+    summary = "Sign out (sessions only)",
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 400, description = "An API key has no session", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody)
+    ),
+    security(("session" = [], "csrf" = []))
+)]
 async fn logout(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let Some((id, _)) = caller.session else {
         return Err(ApiError::BadInput { field: "Authorization".into(), problem: "API keys have no session".into() });
@@ -123,6 +175,17 @@ async fn logout(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRes
     Ok(HttpResponse::NoContent().insert_header(("Set-Cookie", session_clear_cookie(&state))).finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "access",
+    summary = "The signed-in account and its CSRF token, or the key in use",
+    responses(
+        (status = 200, description = "OK", body = doc::Me),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     match (&caller.principal, &caller.session) {
         (Principal::Account { id, .. }, Some((_, csrf))) => {
@@ -138,6 +201,20 @@ async fn me(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRespons
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/keys",
+    tag = "access",
+    summary = "A project's secret keys (never the keys themselves)",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "OK", body = Vec<doc::KeyInfo>),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn keys_list(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -148,14 +225,31 @@ async fn keys_list(
     Ok(HttpResponse::Ok().json(keys::list(&state.pool, project).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    #[schema(value_type = doc::KeyScope)]
     scope: Scope,
     #[serde(default)]
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/keys",
+    tag = "access",
+    summary = "Create a secret key (shown once)",
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "Created", body = doc::CreatedKey),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn key_create(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -171,6 +265,20 @@ async fn key_create(
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(created))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}/keys/{key}",
+    tag = "access",
+    summary = "Revoke a secret key",
+    params(("id" = Uuid, Path, description = "Project id"), ("key" = Uuid, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project or key", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn key_revoke(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -184,6 +292,20 @@ async fn key_revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/members",
+    tag = "access",
+    summary = "A project's members and their roles",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "OK", body = Vec<doc::Member>),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn members_list(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -194,9 +316,10 @@ async fn members_list(
     Ok(HttpResponse::Ok().json(roles::members(&state.pool, project).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleChange {
+    #[schema(value_type = doc::MemberRole)]
     role: Role,
 }
 
@@ -209,6 +332,23 @@ fn membership_error(e: MembershipError) -> ApiError {
 }
 
 /// Members are named by account id, not e-mail, so that an owner cannot learn which e-mails have accounts.
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{id}/members/{account}",
+    tag = "access",
+    summary = "Add a member or change its role",
+    params(("id" = Uuid, Path, description = "Project id"), ("account" = Uuid, Path, description = "Account id")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "OK", body = doc::Membership),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project or account", body = doc::ErrorBody),
+        (status = 409, description = "The last owner cannot be demoted", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn member_set(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -221,6 +361,21 @@ async fn member_set(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "project": project, "account": account, "role": body.role })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}/members/{account}",
+    tag = "access",
+    summary = "Remove a member",
+    params(("id" = Uuid, Path, description = "Project id"), ("account" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project or member", body = doc::ErrorBody),
+        (status = 409, description = "The last owner cannot be removed", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn member_remove(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -241,12 +396,24 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "access",
+    summary = "Every account (instance admins)",
+    responses(
+        (status = 200, description = "OK", body = Vec<doc::Account>),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn accounts_list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     require_admin(&caller)?;
     Ok(HttpResponse::Ok().json(users::list(&state.pool).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
     email: String,
@@ -256,6 +423,21 @@ struct NewAccount {
 }
 
 /// Instance admins create accounts (they can list them all, so a 409 for a taken e-mail tells them nothing new).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    tag = "access",
+    summary = "Create an account (instance admins)",
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "Created", body = doc::Account),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 409, description = "An account with this e-mail exists", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn account_create(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -271,6 +453,21 @@ async fn account_create(
         .json(serde_json::json!({ "id": id, "email": body.email.trim(), "is_admin": body.is_admin })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{account}",
+    tag = "access",
+    summary = "Delete an account (instance admins)",
+    params(("account" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such account", body = doc::ErrorBody),
+        (status = 409, description = "The last admin cannot be deleted", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn account_delete(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -284,7 +481,7 @@ async fn account_delete(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -293,6 +490,21 @@ struct PasswordChange {
 
 /// Changes the signed-in account's password and ends its other sessions. The current password is checked under
 /// the same throttle as sign-in, so a stolen session cannot be used to guess it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    tag = "access",
+    summary = "Change the signed-in account's password; ends its other sessions",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = doc::ErrorBody)
+    ),
+    security(("session" = [], "csrf" = []))
+)]
 async fn password_change(
     state: web::Data<AccessState>,
     caller: Caller,

@@ -11,6 +11,7 @@ pub mod funnel;
 pub mod funnel_api;
 pub mod goals;
 pub mod goals_api;
+pub mod openapi;
 pub mod projects;
 pub mod projects_api;
 pub mod purge;

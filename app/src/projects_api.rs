@@ -6,19 +6,24 @@ use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller};
 use crate::auth::roles::{self, Action, Principal, Role};
 use crate::control::Control;
+use crate::openapi::schemas as doc;
 use crate::{projects, purge};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/projects", web::get().to(list))
-        .route("/api/v1/projects", web::post().to(create))
-        .route("/api/v1/projects/{id}", web::get().to(get))
-        .route("/api/v1/projects/{id}", web::patch().to(update))
-        .route("/api/v1/projects/{id}", web::delete().to(delete))
-        .route("/api/v1/projects/{id}/token", web::get().to(token))
-        .route("/api/v1/projects/{id}/token", web::post().to(rotate_token));
+    register(cfg);
+}
+
+crate::openapi::api_routes! {
+    get "/api/v1/projects" => list,
+    post "/api/v1/projects" => create,
+    get "/api/v1/projects/{id}" => get,
+    patch "/api/v1/projects/{id}" => update,
+    delete "/api/v1/projects/{id}" => delete,
+    get "/api/v1/projects/{id}/token" => token,
+    post "/api/v1/projects/{id}/token" => rotate_token,
 }
 
 pub(crate) async fn allow(state: &AccessState, caller: &Caller, project: Uuid, action: Action) -> Result<(), ApiError> {
@@ -43,6 +48,18 @@ async fn check_timezone(state: &AccessState, raw: &str) -> Result<String, ApiErr
 
 /// The projects the caller may see: an account's memberships (every project for an instance admin) with its role,
 /// or a key's own project with the key's scope.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    operation_id = "project_list",
+    tag = "projects",
+    summary = "The projects the caller may see",
+    responses(
+        (status = 200, description = "OK", body = Vec<doc::ListedProject>),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let listed = match caller.principal {
         Principal::Account { id, is_admin } => projects::list_for_account(&state.pool, id, is_admin).await?,
@@ -55,7 +72,7 @@ async fn list(state: web::Data<AccessState>, caller: Caller) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(listed))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProject {
     name: String,
@@ -67,6 +84,21 @@ struct NewProject {
 /// Any signed-in account may create a project and becomes its owner, as on Plausible (any user adds sites) and
 /// Umami (any non-view-only user adds websites): accounts exist only because an instance admin made them, so
 /// this opens nothing to strangers. Keys belong to one project and cannot create others.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    operation_id = "project_create",
+    tag = "projects",
+    summary = "Create a project (accounts; the creator becomes its owner)",
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = doc::CreatedProject),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Keys cannot create projects (or a missing X-CSRF-Token)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn create(
     state: web::Data<AccessState>,
     caller: Caller,
@@ -91,6 +123,21 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    operation_id = "project_get",
+    tag = "projects",
+    summary = "A project's settings",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "OK", body = doc::ProjectSettings),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn get(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let project = path.into_inner();
     allow(&state, &caller, project, Action::Read).await?;
@@ -98,7 +145,7 @@ async fn get(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uuid
     Ok(HttpResponse::Ok().json(settings))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettingsChange {
     name: Option<String>,
@@ -107,6 +154,23 @@ struct SettingsChange {
     timezone: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{id}",
+    operation_id = "project_update",
+    tag = "projects",
+    summary = "Change a project's name, domains or time zone",
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = SettingsChange,
+    responses(
+        (status = 200, description = "OK", body = doc::ProjectSettings),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn update(
     state: web::Data<AccessState>,
     control: web::Data<Control>,
@@ -139,6 +203,21 @@ async fn update(
 
 /// The ingest token for the tracker snippet. It is public (every page that embeds the snippet shows it), so
 /// whoever may read the project may read it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/token",
+    operation_id = "project_token",
+    tag = "projects",
+    summary = "The project's ingest token (public: the tracker snippet shows it)",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "OK", body = doc::ProjectToken),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn token(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let project = path.into_inner();
     allow(&state, &caller, project, Action::Read).await?;
@@ -149,6 +228,21 @@ async fn token(state: web::Data<AccessState>, caller: Caller, path: web::Path<Uu
 /// Issues a new ingest token and revokes the old ones, the same path as `app token rotate`: the database first,
 /// then the announcement that makes running hubs drop the old tokens from their caches. Owners only (keys never):
 /// the old snippet stops working everywhere.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/token",
+    operation_id = "project_rotate_token",
+    tag = "projects",
+    summary = "Issue a new ingest token and revoke the old ones",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "OK", body = doc::RotatedToken),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn rotate_token(
     state: web::Data<AccessState>,
     control: web::Data<Control>,
@@ -173,6 +267,21 @@ const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// when ClickHouse is down; then the ClickHouse rows go by asynchronous mutations. When ClickHouse cannot take
 /// them now, the purge stays pending and the app retries it (see `purge`). Answers 202: rows disappear when the
 /// mutations finish.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}",
+    operation_id = "project_delete",
+    tag = "projects",
+    summary = "Delete a project (owners); its ClickHouse rows are purged asynchronously",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 202, description = "Deleted; the purge goes on", body = doc::ProjectDeleted),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed (or a missing X-CSRF-Token)", body = doc::ErrorBody),
+        (status = 404, description = "No such project (or not visible to the caller)", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn delete(
     state: web::Data<AccessState>,
     control: web::Data<Control>,

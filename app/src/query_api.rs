@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use crate::analytics_store::AnalyticsStore;
 use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller};
+use crate::openapi::schemas as doc;
 use crate::query::{self, ProjectContext, QueryError, RunError};
 
 /// Plausible's words for a site that does not exist or that the key may not read (Plausible answers 401; a wrong
@@ -29,6 +30,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v2/query").app_data(web::PayloadConfig::new(MAX_BODY)).route(web::post().to(query_route)),
     );
+}
+
+crate::openapi::api_routes! {
+    mounted_by_configure;
+    post "/api/v2/query" => query_route,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,23 @@ impl ResponseError for QueryApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/query",
+    tag = "stats",
+    summary = "Plausible Stats API v2 query (docs/API-v2.md)",
+    params(("format" = Option<String>, Query, description = "`csv` answers the rows as CSV")),
+    request_body = doc::QueryRequest,
+    responses(
+        (status = 200, description = "The rows (as CSV with `Accept: text/csv` or `?format=csv`)", content((doc::QueryAnswer = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Invalid query or missing site_id: Plausible's `{\"error\": ...}`", body = doc::ErrorBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "A missing X-CSRF-Token", body = doc::ErrorBody),
+        (status = 404, description = "Unknown site, or one the caller may not read", body = doc::ErrorBody),
+        (status = 503, description = "ClickHouse unavailable; see Retry-After", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = []))
+)]
 async fn query_route(
     req: HttpRequest,
     caller: Caller,

@@ -36,6 +36,7 @@ pub fn build(config: &AppConfig, listener: TcpListener) -> anyhow::Result<AppSer
             .app_data(feeds.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
             .route("/", web::get().to(index))
+            .configure(crate::openapi::configure)
             .configure(crate::access_api::configure)
             .configure(crate::query_api::configure)
             .configure(crate::funnel_api::configure)

@@ -20,6 +20,7 @@ pub use broadcast::Feeds;
 use crate::analytics_store::AnalyticsStore;
 use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller};
+use crate::openapi::schemas as doc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use serde::Deserialize;
@@ -71,6 +72,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/visitors", web::get().to(visitors))
             .route("/stream", web::get().to(stream)),
     );
+}
+
+crate::openapi::api_routes! {
+    mounted_by_configure;
+    get "/api/v2/realtime/visitors" => visitors,
+    get "/api/v2/realtime/stream" => stream,
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -132,6 +139,22 @@ async fn project_of(
 }
 
 /// `GET /api/v2/realtime/visitors?site_id=…`
+#[utoipa::path(
+    get,
+    path = "/api/v2/realtime/visitors",
+    tag = "stats",
+    summary = "Current visitors (an event arrived in the last five minutes)",
+    params(("site_id" = String, Query, description = "A project id or one of its domains")),
+    responses(
+        (status = 200, description = "OK", body = doc::RealtimeVisitors),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed", body = doc::ErrorBody),
+        (status = 404, description = "Unknown site, or one the caller may not read", body = doc::ErrorBody),
+        (status = 503, description = "ClickHouse unavailable; see Retry-After", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn visitors(
     caller: Caller,
     access: web::Data<AccessState>,
@@ -153,6 +176,21 @@ async fn visitors(
 }
 
 /// `GET /api/v2/realtime/stream?site_id=…`: `visitors` first, then the project's events as they land.
+#[utoipa::path(
+    get,
+    path = "/api/v2/realtime/stream",
+    tag = "stats",
+    summary = "Server-Sent Events: `visitors` first, then the project's events as they land",
+    params(("site_id" = String, Query, description = "A project id or one of its domains")),
+    responses(
+        (status = 200, description = "An event stream: `visitors` frames, one frame per event named by its type (`pageview`, a custom name; `event` when not a plain word), `unavailable` while ClickHouse fails, comment heartbeats", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad input, naming the field", body = doc::BadInputBody),
+        (status = 401, description = "Not signed in and no valid key", body = doc::ErrorBody),
+        (status = 403, description = "Not allowed", body = doc::ErrorBody),
+        (status = 404, description = "Unknown site, or one the caller may not read", body = doc::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn stream(
     caller: Caller,
     access: web::Data<AccessState>,
