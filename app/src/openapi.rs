@@ -51,6 +51,11 @@ pub const MODULES: &[ApiModule] = &[
         doc: <crate::query_api::ApiDoc as OpenApi>::openapi,
     },
     ApiModule { name: "realtime", routes: crate::realtime::ROUTES, doc: <crate::realtime::ApiDoc as OpenApi>::openapi },
+    ApiModule {
+        name: "funnel_api",
+        routes: crate::funnel_api::ROUTES,
+        doc: <crate::funnel_api::ApiDoc as OpenApi>::openapi,
+    },
 ];
 
 /// Declares a module's routes once. `method "path" => handler` per route; the handler carries `#[utoipa::path]`.
