@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     post,
     path = "/api/v2/funnel",
     tag = "stats",
-    summary = "Funnel: visitors reaching each of 2 to 8 ordered steps within a window (docs/API-v2.md#funnels)",
+    summary = "Funnel: visitors reaching each of 2 to 8 ordered steps within a window (docs/API-v2.md#funnels-tidemarks-extension-not-plausibles)",
     request_body = doc::FunnelRequest,
     responses(
         (status = 200, description = "Visitors, conversion and drop-off per step", body = doc::FunnelAnswer),
