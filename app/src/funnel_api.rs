@@ -4,14 +4,12 @@
 //! down 503.
 
 use actix_web::{HttpResponse, web};
-use chrono_tz::Tz;
 
 use crate::analytics_store::AnalyticsStore;
-use crate::api_error::ApiError;
 use crate::auth::caller::{AccessState, Caller};
 use crate::funnel;
-use crate::query::{ProjectContext, QueryError, RunError};
-use crate::query_api::{MISSING_SITE, QueryApiError};
+use crate::query::QueryError;
+use crate::query_api::{MISSING_SITE, QueryApiError, engine_context, readable_site};
 
 /// A funnel is a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -59,31 +57,12 @@ async fn funnel_route(
         funnel::request::from_value(&value)?;
         return Err(QueryApiError::UnknownSite);
     };
-    let project = match crate::site::resolve(&access.pool, &caller.principal, site_id).await {
-        Ok(project) => project,
-        Err(ApiError::NotFound | ApiError::Forbidden) => return Err(QueryApiError::UnknownSite),
-        Err(ApiError::BadInput { .. }) => return Err(QueryApiError::Invalid(MISSING_SITE.to_owned())),
-        Err(other) => return Err(other.into()),
-    };
+    let project = readable_site(&access, &caller, site_id).await?;
     let parsed = funnel::request::from_value(&value)?;
-    let timezone: Tz = project
-        .timezone
-        .parse()
-        .map_err(|e| anyhow::anyhow!("project {} has time zone {:?}: {e}", project.id, project.timezone))?;
-    let asked = crate::projects::normalize_domain(site_id).ok().filter(|d| project.domains.contains(d));
-    let context = ProjectContext {
-        id: project.id,
-        site_id: asked.or_else(|| project.domains.first().cloned()).unwrap_or_else(|| project.id.to_string()),
-        timezone,
-    };
-    let goals = crate::goals::store::list(&access.pool, project.id).await?;
+    let (context, goals) = engine_context(&access, &project, site_id).await?;
     let ch = store.get().await.map_err(|e| QueryApiError::Unavailable(format!("{e:#}")))?;
-    match funnel::run(ch, &context, &goals, &parsed, chrono::Utc::now()).await {
-        Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
-        Err(RunError::Invalid(e)) => Err(e.into()),
-        Err(RunError::Unavailable(why)) => Err(QueryApiError::Unavailable(why)),
-        Err(RunError::Failed(e)) => Err(e.into()),
-    }
+    let answer = funnel::run(ch, &context, &goals, &parsed, chrono::Utc::now()).await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Documentation-only shapes of the funnel's body and answer (the handler reads and writes JSON values; the

@@ -55,6 +55,16 @@ impl From<QueryError> for QueryApiError {
     }
 }
 
+impl From<RunError> for QueryApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Invalid(e) => e.into(),
+            RunError::Unavailable(why) => QueryApiError::Unavailable(why),
+            RunError::Failed(e) => e.into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for QueryApiError {
     fn from(e: anyhow::Error) -> Self {
         QueryApiError::Api(ApiError::Internal(e))
@@ -114,32 +124,11 @@ async fn query_route(
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| QueryError::new(format!("#: Invalid JSON in the request body: {e}")))?;
     if let Some(site_id) = value.get("site_id").and_then(|s| s.as_str()) {
-        let project = match crate::site::resolve(&access.pool, &caller.principal, site_id).await {
-            Ok(project) => project,
-            Err(ApiError::NotFound | ApiError::Forbidden) => return Err(QueryApiError::UnknownSite),
-            Err(ApiError::BadInput { .. }) => return Err(QueryApiError::Invalid(MISSING_SITE.to_owned())),
-            Err(other) => return Err(other.into()),
-        };
+        let project = readable_site(&access, &caller, site_id).await?;
         let parsed = query::parse_value(&value)?;
-        let timezone: Tz = project
-            .timezone
-            .parse()
-            .map_err(|e| anyhow::anyhow!("project {} has time zone {:?}: {e}", project.id, project.timezone))?;
-        // Plausible echoes the site's domain: the one asked for, else the project's first.
-        let asked = crate::projects::normalize_domain(site_id).ok().filter(|d| project.domains.contains(d));
-        let context = ProjectContext {
-            id: project.id,
-            site_id: asked.or_else(|| project.domains.first().cloned()).unwrap_or_else(|| project.id.to_string()),
-            timezone,
-        };
-        let goals = crate::goals::store::list(&access.pool, project.id).await?;
+        let (context, goals) = engine_context(&access, &project, site_id).await?;
         let ch = store.get().await.map_err(|e| QueryApiError::Unavailable(format!("{e:#}")))?;
-        let answer = match query::run(ch, &context, &goals, &parsed, chrono::Utc::now()).await {
-            Ok(answer) => answer,
-            Err(RunError::Invalid(e)) => return Err(e.into()),
-            Err(RunError::Unavailable(why)) => return Err(QueryApiError::Unavailable(why)),
-            Err(RunError::Failed(e)) => return Err(e.into()),
-        };
+        let answer = query::run(ch, &context, &goals, &parsed, chrono::Utc::now()).await?;
         if wants_csv(&req) {
             return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(answer.to_csv(&parsed)));
         }
@@ -151,6 +140,42 @@ async fn query_route(
     // A site_id that is not text, or a body that is not an object: the parser names what is wrong.
     query::parse_value(&value)?;
     Err(QueryApiError::UnknownSite)
+}
+
+/// The project behind `site_id` if the caller may read it; an unknown site and an unreadable one get the same
+/// answer (Plausible's words, 404 here). Shared by every route that takes a Stats API body.
+pub async fn readable_site(
+    access: &AccessState,
+    caller: &Caller,
+    site_id: &str,
+) -> Result<crate::site::Project, QueryApiError> {
+    match crate::site::resolve(&access.pool, &caller.principal, site_id).await {
+        Ok(project) => Ok(project),
+        Err(ApiError::NotFound | ApiError::Forbidden) => Err(QueryApiError::UnknownSite),
+        Err(ApiError::BadInput { .. }) => Err(QueryApiError::Invalid(MISSING_SITE.to_owned())),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// What the engines need of a readable project: its time zone, the site id their answers echo (the domain asked
+/// for, else the project's first, as Plausible echoes it), and its goals.
+pub async fn engine_context(
+    access: &AccessState,
+    project: &crate::site::Project,
+    site_id: &str,
+) -> Result<(ProjectContext, Vec<crate::goals::Goal>), QueryApiError> {
+    let timezone: Tz = project
+        .timezone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("project {} has time zone {:?}: {e}", project.id, project.timezone))?;
+    let asked = crate::projects::normalize_domain(site_id).ok().filter(|d| project.domains.contains(d));
+    let context = ProjectContext {
+        id: project.id,
+        site_id: asked.or_else(|| project.domains.first().cloned()).unwrap_or_else(|| project.id.to_string()),
+        timezone,
+    };
+    let goals = crate::goals::store::list(&access.pool, project.id).await?;
+    Ok((context, goals))
 }
 
 fn wants_csv(req: &HttpRequest) -> bool {
